@@ -1,0 +1,1 @@
+"""The ``graphdyn`` command line (Typer): one module per command group."""

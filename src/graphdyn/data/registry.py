@@ -1,0 +1,84 @@
+"""Dataset registry: a name in a config -> a builder that returns train/val/test windows.
+
+A builder has the signature ``build(options: dict, window: Window, seed: int) -> DataSplits``.
+It validates ``options`` with its own pydantic class (unknown keys are errors), applies its
+dataset's default ``T`` and ``delta`` where the config leaves them unset, and says how
+ground truth for rollouts is obtained (a true simulator, recorded frames, or none).
+"""
+
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+from graphdyn.data.windows import WindowDataset
+from graphdyn.errors import GraphdynError
+
+# name -> "module:function". Add a dataset by adding its file and one line here.
+_DATASETS: dict[str, str] = {
+    "springs": "graphdyn.data.simulated:build_springs",
+    "charged": "graphdyn.data.simulated:build_charged",
+    "gravity": "graphdyn.data.simulated:build_gravity",
+    "file": "graphdyn.data.simulated:build_file",
+}
+
+
+@dataclass(frozen=True)
+class Window:
+    """Window options from the config; None means the dataset's default."""
+
+    T: int | None = None
+    delta: int | None = None
+
+
+@dataclass
+class DataSplits:
+    """What a dataset builder returns.
+
+    ``dynamics`` is a true simulator for rollouts against the physics (see
+    :func:`graphdyn.physics.from_metadata`), or None, in which case rollouts compare with the
+    recorded frames of ``test``'s trajectory.
+    """
+
+    name: str
+    train: WindowDataset
+    val: WindowDataset
+    test: WindowDataset
+    description: dict[str, Any] = field(default_factory=dict)
+    dynamics: Any = None
+
+
+class Options(BaseModel):
+    """Base of every dataset's options class: unknown keys are an error."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+def parse_options(cls: type[BaseModel], options: dict[str, Any], prefix: str = "data.options") -> Any:
+    """Validate ``options`` with ``cls``; raise GraphdynError naming the bad key."""
+    try:
+        return cls(**(options or {}))
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        loc = ".".join(str(p) for p in (prefix, *err["loc"]))
+        if err["type"] == "extra_forbidden":
+            raise GraphdynError(f"unknown key '{loc}'", field=loc) from None
+        raise GraphdynError(f"'{loc}': {err['msg']}", field=loc) from None
+
+
+def available_datasets() -> list[str]:
+    return sorted(_DATASETS)
+
+
+def dataset_builder(name: str) -> Callable[..., DataSplits]:
+    if name not in _DATASETS:
+        raise GraphdynError(f"unknown dataset {name!r}; available: {', '.join(available_datasets())}", field="data.source")
+    module, fn = _DATASETS[name].split(":")
+    return getattr(importlib.import_module(module), fn)
+
+
+def build_dataset(name: str, options: dict[str, Any], window: Window, seed: int) -> DataSplits:
+    return dataset_builder(name)(options or {}, window, seed)

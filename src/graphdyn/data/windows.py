@@ -1,0 +1,227 @@
+"""Windowing a :class:`Trajectory` into samples, and dense batches of them.
+
+A sample starting at frame ``s`` of run ``r`` observes ``T`` frames spaced ``delta`` apart,
+``s, s+delta, ..., s+(T-1)*delta``, and its target is frame ``s + T*delta``. ``T = 1``,
+``delta = 1`` is the notebook's frame-to-frame task.
+
+Batches are dense tensors ``[B, T, N, ...]`` gathered with one indexing operation from the
+trajectory held as a tensor, and all graphs of a dataset share one edge list, so building a
+batch does no per-sample Python work.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator
+from dataclasses import dataclass, fields, replace
+
+import numpy as np
+import torch
+
+from graphdyn.data.trajectory import Trajectory
+from graphdyn.errors import GraphdynError
+
+
+@dataclass
+class Batch:
+    """A dense batch of windows of one system (``B`` samples, ``T`` frames, ``N`` nodes).
+
+    Shapes (``...`` is ``D`` or ``C, D``)::
+
+        x          [B, T, N, ...]   observed positions
+        v          [B, T, N, ...]   observed velocities, or None
+        target_x   [B, N, ...]      position at the target frame
+        target_v   [B, N, ...]      velocity at the target frame, or None
+        node_attr  [B, N, A]        static node features (a broadcast view, no copy)
+        edge_index [2, E]           shared by all B graphs; row 0 receiver i, row 1 sender j
+        edge_attr  [E, K] or None
+        dt         float            time between consecutive observed frames (delta * trajectory dt)
+    """
+
+    x: torch.Tensor
+    target_x: torch.Tensor
+    node_attr: torch.Tensor
+    edge_index: torch.Tensor
+    dt: float
+    v: torch.Tensor | None = None
+    target_v: torch.Tensor | None = None
+    edge_attr: torch.Tensor | None = None
+
+    @property
+    def batch_size(self) -> int:
+        return int(self.x.shape[0])
+
+    @property
+    def n_frames(self) -> int:
+        return int(self.x.shape[1])
+
+    @property
+    def n_nodes(self) -> int:
+        return int(self.x.shape[2])
+
+    def to(self, device: torch.device | str | None = None, dtype: torch.dtype | None = None) -> "Batch":
+        """Move tensors to ``device`` and cast floating tensors to ``dtype``."""
+        out = {}
+        for f in fields(self):
+            val = getattr(self, f.name)
+            if isinstance(val, torch.Tensor):
+                val = val.to(device=device, dtype=dtype if (dtype is not None and val.is_floating_point()) else None)
+            out[f.name] = val
+        return Batch(**out)
+
+    def with_inputs(self, x: torch.Tensor, v: torch.Tensor | None = None) -> "Batch":
+        """The same batch with new observed frames (used by rollouts)."""
+        return replace(self, x=x, v=v)
+
+
+class WindowDataset:
+    """All windows ``(run, start)`` of a trajectory, gathered into dense :class:`Batch` es.
+
+    Args:
+        traj: the trajectory.
+        T: observed frames per sample.
+        delta: spacing, in trajectory frames, between observed frames and to the target.
+        starts: optional ``[S, 2]`` array of ``(run, start_frame)`` pairs; default all
+            windows that fit in every run.
+        dtype: floating dtype of the tensors (float32 by default).
+    """
+
+    def __init__(
+        self,
+        traj: Trajectory,
+        T: int = 1,
+        delta: int = 1,
+        starts: np.ndarray | None = None,
+        dtype: torch.dtype = torch.float32,
+    ):
+        if T < 1:
+            raise GraphdynError(f"T must be at least 1, got {T}", field="T")
+        if delta < 1:
+            raise GraphdynError(f"delta must be at least 1, got {delta}", field="delta")
+        span = T * delta
+        if span >= traj.n_frames:
+            raise GraphdynError(
+                f"a window of T={T} frames spaced delta={delta} needs {span + 1} frames; the trajectory has {traj.n_frames}",
+                field="T",
+            )
+        self.traj = traj
+        self.T = T
+        self.delta = delta
+        self.dtype = dtype
+        if starts is None:
+            per_run = np.arange(traj.n_frames - span)
+            starts = np.stack(np.meshgrid(np.arange(traj.n_runs), per_run, indexing="ij"), -1).reshape(-1, 2)
+        starts = np.asarray(starts, dtype=np.int64).reshape(-1, 2)
+        if len(starts) and (starts[:, 1].max() + span >= traj.n_frames or starts.min() < 0 or starts[:, 0].max() >= traj.n_runs):
+            raise GraphdynError("a window start lies outside the trajectory", field="starts")
+        self.starts = starts
+        self._pos = torch.as_tensor(traj.positions, dtype=dtype)
+        self._vel = None if traj.velocities is None else torch.as_tensor(traj.velocities, dtype=dtype)
+        self._node_attr = torch.as_tensor(traj.node_attr, dtype=dtype)
+        self._edge_index = torch.as_tensor(traj.edge_index, dtype=torch.long)
+        self._edge_attr = None if traj.edge_attr is None else torch.as_tensor(traj.edge_attr, dtype=dtype)
+        self._offsets = torch.arange(T + 1) * delta
+
+    @property
+    def dt(self) -> float:
+        """Time between consecutive observed frames."""
+        return self.delta * self.traj.dt
+
+    def __len__(self) -> int:
+        return len(self.starts)
+
+    def subset(self, idx: np.ndarray) -> "WindowDataset":
+        """The windows at positions ``idx`` (sharing the underlying tensors)."""
+        new = object.__new__(WindowDataset)
+        new.__dict__.update(self.__dict__)
+        new.starts = self.starts[np.asarray(idx)]
+        return new
+
+    def split(self, fractions: tuple[float, ...], *, seed: int | None = 0, chronological: bool = False) -> list["WindowDataset"]:
+        """Split the windows by fractions (e.g. ``(0.8, 0.1, 0.1)``).
+
+        ``chronological`` keeps window order (train first); otherwise windows are shuffled
+        with ``seed`` first.
+        """
+        if any(f < 0 for f in fractions) or sum(fractions) > 1 + 1e-9:
+            raise GraphdynError(f"split fractions must be non-negative and sum to at most 1, got {fractions}", field="split")
+        n = len(self)
+        order = np.arange(n) if chronological else np.random.default_rng(seed).permutation(n)
+        bounds = np.cumsum([0] + [int(round(f * n)) for f in fractions])
+        return [self.subset(order[a:b]) for a, b in zip(bounds[:-1], bounds[1:])]
+
+    def batch(self, idx: np.ndarray | torch.Tensor | slice | None = None) -> Batch:
+        """Gather windows ``idx`` (all when None) into one dense batch."""
+        starts = torch.as_tensor(self.starts if idx is None else self.starts[idx])
+        run = starts[:, 0:1]
+        frames = starts[:, 1:2] + self._offsets  # [B, T+1]
+        window = self._pos[run, frames]  # [B, T+1, N, ...]
+        vel = None if self._vel is None else self._vel[run, frames]
+        B = window.shape[0]
+        return Batch(
+            x=window[:, : self.T],
+            target_x=window[:, self.T],
+            v=None if vel is None else vel[:, : self.T],
+            target_v=None if vel is None else vel[:, self.T],
+            node_attr=self._node_attr.expand(B, *self._node_attr.shape),
+            edge_index=self._edge_index,
+            edge_attr=self._edge_attr,
+            dt=self.dt,
+        )
+
+    def describe(self) -> dict:
+        return {"T": self.T, "delta": self.delta, "samples": len(self), "dt": self.dt}
+
+
+class WindowLoader:
+    """Iterate a :class:`WindowDataset` in dense batches.
+
+    Shuffling is seeded and re-drawn every epoch. Under ``torch.distributed`` each process
+    takes every ``world_size``-th batch of the same permutation, so processes see disjoint
+    data without a sampler.
+    """
+
+    def __init__(
+        self,
+        dataset: WindowDataset,
+        batch_size: int,
+        *,
+        shuffle: bool = False,
+        drop_last: bool = False,
+        seed: int = 0,
+    ):
+        if batch_size < 1:
+            raise GraphdynError(f"batch_size must be at least 1, got {batch_size}", field="batch_size")
+        self.dataset = dataset
+        self.batch_size = batch_size
+        self.shuffle = shuffle
+        self.drop_last = drop_last
+        self.seed = seed
+        self.epoch = 0
+
+    def _rank_world(self) -> tuple[int, int]:
+        if torch.distributed.is_available() and torch.distributed.is_initialized():
+            return torch.distributed.get_rank(), torch.distributed.get_world_size()
+        return 0, 1
+
+    def _n_batches_total(self) -> int:
+        n = len(self.dataset)
+        return n // self.batch_size if self.drop_last else math.ceil(n / self.batch_size)
+
+    def __len__(self) -> int:
+        rank, world = self._rank_world()
+        total = self._n_batches_total()
+        return total // world if world > 1 else total
+
+    def __iter__(self) -> Iterator[Batch]:
+        n = len(self.dataset)
+        if self.shuffle:
+            order = np.random.default_rng((self.seed, self.epoch)).permutation(n)
+        else:
+            order = np.arange(n)
+        self.epoch += 1
+        rank, world = self._rank_world()
+        n_batches = len(self)
+        for b in range(n_batches):
+            k = b * world + rank
+            yield self.dataset.batch(order[k * self.batch_size : (k + 1) * self.batch_size])

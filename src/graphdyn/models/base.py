@@ -1,0 +1,84 @@
+"""The model interface shared by every graphdyn model.
+
+A model *predicts*; it never integrates. ``forward(batch)`` returns a tensor ``[B, N, ...]``
+(the node shape of the data, ``D`` or ``C, D``) in the model's ``target`` space:
+
+===================  ============================================================
+``target``           meaning of the prediction (``x``: last observed frame)
+===================  ============================================================
+``position``         the next position itself, ``x(T)``
+``displacement``     ``x(T) - x(T-1)``
+``velocity_change``  ``v(T) - v(T-1)`` (the notebook's first model)
+``acceleration``     ``(v(T) - v(T-1)) / dt`` (the notebook's second model)
+===================  ============================================================
+
+:class:`graphdyn.simulator.LearnedSimulator` turns any of these into the next state, so
+training, rollouts and evaluation never care which target a model learned.
+
+Each model declares its hyper-parameters as a pydantic ``Params`` class (unknown keys are
+errors) and is built from those and a :class:`DataInfo`, which describes the data shapes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Any, ClassVar
+
+import torch
+from pydantic import BaseModel, ConfigDict
+from torch import nn
+
+from graphdyn.data.windows import Batch
+
+TARGETS = ("position", "displacement", "velocity_change", "acceleration")
+
+
+@dataclass(frozen=True)
+class DataInfo:
+    """Shapes of the data a model is built for."""
+
+    dim: int  # spatial dimensions D
+    channels: int | None  # coordinate channels C per node, None for single-channel
+    node_attr_dim: int  # A
+    edge_attr_dim: int  # K (0 when there are no edge attributes)
+    T: int  # observed frames per sample
+    n_nodes: int
+    has_velocities: bool
+
+    @property
+    def node_shape(self) -> tuple[int, ...]:
+        return (self.dim,) if self.channels is None else (self.channels, self.dim)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+class Params(BaseModel):
+    """Base of every model's hyper-parameter class: unknown keys are an error."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+class DynamicsModel(nn.Module):
+    """Base class: subclasses set ``target``, ``Params`` and implement ``forward``.
+
+    Class attributes:
+        target: one of :data:`TARGETS` (may be overridden per instance from params).
+        needs_velocities: the model reads ``batch.v``.
+        equivariant: the model claims E(n) equivariance (checked by the test suite with
+            :func:`graphdyn.testing.assert_equivariant`).
+        Params: pydantic model of the hyper-parameters.
+    """
+
+    target: str = "position"
+    needs_velocities: ClassVar[bool] = False
+    equivariant: ClassVar[bool] = False
+    Params: ClassVar[type[Params]] = Params
+
+    def __init__(self, info: DataInfo, params: Params):
+        super().__init__()
+        self.info = info
+        self.params = params
+
+    def forward(self, batch: Batch) -> torch.Tensor:  # pragma: no cover - abstract
+        raise NotImplementedError
