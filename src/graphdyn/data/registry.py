@@ -23,6 +23,9 @@ _DATASETS: dict[str, str] = {
     "charged": "graphdyn.data.simulated:build_charged",
     "gravity": "graphdyn.data.simulated:build_gravity",
     "file": "graphdyn.data.simulated:build_file",
+    "md17": "graphdyn.data.md17:build_md17",
+    "adk": "graphdyn.data.adk:build_adk",
+    "mocap": "graphdyn.data.mocap:build_mocap",
 }
 
 

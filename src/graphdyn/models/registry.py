@@ -13,6 +13,9 @@ from graphdyn.models.base import DataInfo, DynamicsModel
 # name -> "module:Class". Add a model by adding its file and one line here.
 _MODELS: dict[str, str] = {
     "gnn": "graphdyn.models.interaction_gnn:InteractionGNN",
+    "egnn": "graphdyn.models.egnn:EGNN",
+    "estag": "graphdyn.models.estag:ESTAG",
+    "copy_last": "graphdyn.models.copy_last:CopyLast",
 }
 
 
