@@ -1,7 +1,91 @@
-"""`graphdyn` commands of this group (being written)."""
+"""``graphdyn demo``: the teaching notebook, end to end, on data that needs no download.
+
+Trains the notebook's two GNNs on random spring-chain snapshots (3 masses, k = m = 1,
+dt = 0.01): one predicting the velocity change ``dv``, one the acceleration. Both are rolled
+out for 500 steps from test states against the true physics. Writes both runs, the
+notebook's comparison figure, the error against step and a short report into one folder.
+"""
+
+from __future__ import annotations
+
+import time
+from datetime import datetime
+from pathlib import Path
 
 import typer
 
 
+def demo_command(
+    output_dir: Path = typer.Option(Path("runs"), help="Parent folder of the demo folder."),
+    steps: int = typer.Option(500, help="Rollout horizon."),
+    epochs: int = typer.Option(None, help="Override the number of training epochs of both models."),
+    seed: int = typer.Option(0, help="Seed of data and training."),
+    quiet: bool = typer.Option(False, help="No progress bars."),
+) -> None:
+    """Reproduce the spring-chain notebook with both models; print test MSE and rollout error."""
+    import numpy as np
+
+    from graphdyn.io import write_json, write_text
+    from graphdyn.training.config import builtin_config_path, load_config
+    from graphdyn.training.run import train
+    from graphdyn.viz import plots
+
+    t0 = time.perf_counter()
+    demo_dir = output_dir / f"demo-{datetime.now().strftime('%Y%m%d-%H%M%S')}"
+    demo_dir.mkdir(parents=True, exist_ok=False)
+    results = {}
+    for key, cfg_name in (("dv", "notebook_dv"), ("acceleration", "notebook_acc")):
+        overrides = [f"output_dir={demo_dir}", f"seed={seed}", f"eval.rollout_steps={steps}"]
+        if epochs is not None:
+            overrides.append(f"training.epochs={epochs}")
+        cfg = load_config(builtin_config_path(cfg_name), overrides)
+        typer.echo(f"training the {key} model ({cfg.data.options.get('n_train')} snapshots, {cfg.training.epochs} epochs) ...")
+        results[key] = train(cfg, quiet=quiet)
+
+    panels, curves, rows = [], {}, []
+    for key, res in results.items():
+        roll = res.rollout
+        start = roll.start[0:1].numpy()
+        panels.append((f"GNN predicting {key}: {roll.steps} steps vs true physics",
+                       np.concatenate([start, roll.true[0].numpy()]), np.concatenate([start, roll.pred[0].numpy()])))
+        curves[f"{key} model"] = roll.mse
+        test = res.metrics["test"]
+        summary = roll.summary()
+        rows.append({
+            "model": key,
+            "test_mse_target": test["target_mse"],
+            "test_mse_position": test["pos_mse"],
+            "rollout_final_mse_mean": summary["final_mse_mean"],
+            "rollout_final_mse_sample0": float(roll.mse[0, -1]),
+            "energy_drift_pred": summary.get("energy_drift_pred"),
+            "run_dir": str(res.run_dir),
+            "fit_seconds": res.metrics["fit"]["fit_seconds"],
+        })
+    plots.rollout_comparison(panels, demo_dir / "notebook_comparison.png")
+    plots.error_vs_step(curves, demo_dir / "error_vs_step.png", title=f"position MSE against step ({len(roll.mse)} test starts)")
+    elapsed = time.perf_counter() - t0
+    write_json(demo_dir / "results.json", {"models": rows, "seconds": elapsed, "steps": steps, "seed": seed})
+    lines = [
+        "# graphdyn demo: the spring-chain notebook",
+        "",
+        "3 masses, 1-D chain, k = 1, m = 1, dt = 0.01, random snapshots (positions ~ N(0, 0.5^2), velocities ~ N(0, 0.3^2)).",
+        "",
+        f"| model | test MSE (its target) | test MSE (next position) | {steps}-step rollout MSE, mean over starts | same, test sample 0 | energy drift |",
+        "| --- | --- | --- | --- | --- | --- |",
+    ]
+    for r in rows:
+        drift = "n/a" if r["energy_drift_pred"] is None else f"{r['energy_drift_pred']:.3g}"
+        lines.append(f"| {r['model']} | {r['test_mse_target']:.3g} | {r['test_mse_position']:.3g} | {r['rollout_final_mse_mean']:.3g} | {r['rollout_final_mse_sample0']:.3g} | {drift} |")
+    lines += ["", "Figures: `notebook_comparison.png` (the notebook's two plots), `error_vs_step.png`; each run folder has its loss curve.",
+              f"Total time {elapsed:.0f} s. Command: `graphdyn demo --seed {seed}`.", ""]
+    write_text(demo_dir / "report.md", "\n".join(lines))
+
+    typer.echo("")
+    typer.echo(f"{'model':<14}{'test MSE (target)':>20}{'test MSE (position)':>22}{f'{steps}-step rollout MSE':>24}")
+    for r in rows:
+        typer.echo(f"{r['model']:<14}{r['test_mse_target']:>20.3g}{r['test_mse_position']:>22.3g}{r['rollout_final_mse_mean']:>24.3g}")
+    typer.echo(f"\nwrote {demo_dir} (report.md, notebook_comparison.png, error_vs_step.png) in {elapsed:.0f} s")
+
+
 def register(app: typer.Typer) -> None:
-    """Add this group's commands to `app`."""
+    app.command("demo")(demo_command)

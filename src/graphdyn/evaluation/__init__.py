@@ -1,0 +1,1 @@
+"""Evaluation: test metrics, rollouts against the truth, equivariance and reference checks."""

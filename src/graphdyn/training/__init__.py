@@ -1,0 +1,1 @@
+"""Training: typed YAML configs, the Lightning module, self-describing checkpoints, runs."""

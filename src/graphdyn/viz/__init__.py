@@ -1,0 +1,1 @@
+"""Figures (PNG, via matplotlib's Agg backend: no screen needed)."""

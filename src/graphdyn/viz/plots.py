@@ -1,0 +1,112 @@
+"""Figures: rollout against the truth, error against step, loss curves.
+
+All functions write a PNG atomically and return its path; they never open a window.
+"""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+from graphdyn.io import atomic_path  # noqa: E402
+
+
+def _save(fig, path: str | Path) -> Path:
+    path = Path(path)
+    with atomic_path(path, suffix=".png") as tmp:
+        fig.savefig(tmp, dpi=110, format="png")
+    plt.close(fig)
+    return path
+
+
+def _draw_rollout(ax, true: np.ndarray, pred: np.ndarray, title: str) -> None:
+    """true/pred: [steps + 1, N, ...]; plots the first coordinate of every node."""
+    t = true.reshape(true.shape[0], true.shape[1], -1)[..., 0]
+    p = pred.reshape(pred.shape[0], pred.shape[1], -1)[..., 0]
+    colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    for i in range(t.shape[1]):
+        c = colors[i % len(colors)]
+        ax.plot(t[:, i], color=c, alpha=0.7, lw=2, label=f"true {i}")
+        ax.plot(p[:, i], color=c, ls="--", lw=2, label=f"GNN {i}")
+    ax.set_xlabel("time step")
+    ax.set_ylabel("position" if true.shape[-1] == 1 else "position (first coordinate)")
+    ax.set_title(title)
+    ax.grid(True, alpha=0.3)
+    if t.shape[1] <= 6:
+        ax.legend(ncol=3, fontsize=8)
+
+
+def rollout_figure(true: np.ndarray, pred: np.ndarray, path: str | Path, title: str = "GNN vs true physics") -> Path:
+    """One rollout, ``[steps + 1, N, ...]`` each (the first row is the start state)."""
+    fig, ax = plt.subplots(figsize=(10, 4.5))
+    _draw_rollout(ax, np.asarray(true), np.asarray(pred), title)
+    fig.tight_layout()
+    return _save(fig, path)
+
+
+def rollout_comparison(panels: list[tuple[str, np.ndarray, np.ndarray]], path: str | Path) -> Path:
+    """Several rollouts side by side: ``(title, true, pred)`` per panel."""
+    fig, axes = plt.subplots(len(panels), 1, figsize=(10, 4 * len(panels)), squeeze=False)
+    for ax, (title, true, pred) in zip(axes[:, 0], panels):
+        _draw_rollout(ax, np.asarray(true), np.asarray(pred), title)
+    fig.tight_layout()
+    return _save(fig, path)
+
+
+def error_vs_step(curves: dict[str, np.ndarray], path: str | Path, title: str = "rollout error against step") -> Path:
+    """``curves``: label -> per-start, per-step MSE ``[S, steps]``; median with 10-90 % band."""
+    fig, ax = plt.subplots(figsize=(8, 4.5))
+    for label, mse in curves.items():
+        mse = np.asarray(mse)
+        steps = np.arange(1, mse.shape[1] + 1)
+        ax.plot(steps, np.median(mse, 0), lw=2, label=f"{label} (median)")
+        if mse.shape[0] > 1:
+            ax.fill_between(steps, np.quantile(mse, 0.1, 0), np.quantile(mse, 0.9, 0), alpha=0.2)
+    ax.set_yscale("log")
+    ax.set_xlabel("rollout step")
+    ax.set_ylabel("position MSE")
+    ax.set_title(title)
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    return _save(fig, path)
+
+
+def read_metrics_csv(path: str | Path) -> dict[str, list[tuple[int, float]]]:
+    """Lightning CSVLogger file -> metric name -> [(epoch, value)]."""
+    out: dict[str, list[tuple[int, float]]] = {}
+    path = Path(path)
+    if not path.exists():
+        return out
+    with path.open() as fh:
+        for row in csv.DictReader(fh):
+            epoch = row.get("epoch")
+            for key, value in row.items():
+                if key in ("epoch", "step") or value in (None, ""):
+                    continue
+                out.setdefault(key, []).append((int(float(epoch)), float(value)))
+    return out
+
+
+def loss_curves(metrics_csv: str | Path, path: str | Path, title: str = "loss") -> Path:
+    """Training and validation loss against epoch from a CSVLogger ``metrics.csv``."""
+    metrics = read_metrics_csv(metrics_csv)
+    fig, ax = plt.subplots(figsize=(8, 4.5))
+    for key in ("train_loss", "val_loss"):
+        if key in metrics:
+            e, v = zip(*metrics[key])
+            ax.plot(e, v, marker="." if len(e) < 50 else None, label=key)
+    ax.set_yscale("log")
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("MSE on the learned target")
+    ax.set_title(title)
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    return _save(fig, path)
