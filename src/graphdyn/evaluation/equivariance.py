@@ -212,17 +212,25 @@ class Deviation:
 
 @dataclass
 class EquivarianceReport:
-    """Worst deviations per (output, transform); ``failures`` are the asserted ones above ``atol``."""
+    """Worst deviations per (output, transform).
+
+    ``failures`` are the asserted deviations above ``atol + rtol * scale``: ``rtol`` lets
+    round-off of large outputs (an unstable rollout reaching 1e6) pass, and is kept tiny.
+    """
 
     atol: float
+    rtol: float = 0.0
     deviations: list[Deviation] = field(default_factory=list)
     n_trials: int = 1
     notes: list[str] = field(default_factory=list)
 
+    def failed(self, d: Deviation) -> bool:
+        # not (dev <= tol) so that NaN deviations count as failures
+        return d.asserted and not d.max_abs <= self.atol + self.rtol * d.scale
+
     @property
     def failures(self) -> list[Deviation]:
-        # not (dev <= atol) so that NaN deviations count as failures
-        return [d for d in self.deviations if d.asserted and not d.max_abs <= self.atol]
+        return [d for d in self.deviations if self.failed(d)]
 
     @property
     def passed(self) -> bool:
@@ -252,8 +260,8 @@ class EquivarianceReport:
     def rows(self, outputs: Sequence[str] | None = None) -> tuple[list[str], list[list[str]]]:
         """Header and cells of the table: one row per output, one column per transform.
 
-        A cell is the worst absolute deviation; ``FAIL`` marks an asserted one above
-        ``atol``; parentheses mark one that is only reported (not declared).
+        A cell is the worst absolute deviation; ``FAIL`` marks an asserted one above the
+        tolerance; parentheses mark one that is only reported (not declared).
         """
         header = ["output", "|f|max", *self.transforms]
         body = []
@@ -268,7 +276,7 @@ class EquivarianceReport:
                 elif not d.asserted:
                     cells.append(f"({d.max_abs:.1e})")
                 else:
-                    cells.append(f"{d.max_abs:.1e}" + ("" if d.max_abs <= self.atol else " FAIL"))
+                    cells.append(f"{d.max_abs:.1e}" + (" FAIL" if self.failed(d) else ""))
             body.append(cells)
         return header, body
 
@@ -278,7 +286,8 @@ class EquivarianceReport:
         widths = [max(len(r[k]) for r in [header, *body]) for k in range(len(header))]
         lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths)) for r in [header, *body]]
         verdict = "passed" if self.passed else f"FAILED ({len(self.failures)} above atol)"
-        lines.append(f"worst |f(g.batch) - g.f(batch)| over {self.n_trials} trial(s), float64; atol={self.atol:.1e}: {verdict}")
+        tol = f"atol={self.atol:.1e}" + (f" + rtol={self.rtol:.1e} * |f|max" if self.rtol else "")
+        lines.append(f"worst |f(g.batch) - g.f(batch)| over {self.n_trials} trial(s), float64; {tol}: {verdict}")
         lines.extend(self.notes)
         return "\n".join(lines)
 
@@ -297,6 +306,20 @@ def _validate(transforms: Iterable[str], n_trials: int) -> tuple[str, ...]:
 FieldFn = Callable[[Batch], dict[str, Field]]
 
 
+def _check_shapes(fields: dict[str, Field], batch: Batch) -> None:
+    """Fail early and clearly when a field's rows are not the nodes or edges it claims."""
+    sizes = {"node": batch.n_nodes, "edge": batch.edge_index.shape[1]}
+    D = batch.x.shape[-1]
+    for name, f in fields.items():
+        if f.kind not in KINDS or f.where not in sizes:
+            raise ValueError(f"{name}: kind must be one of {KINDS} and where 'node' or 'edge', got {f.kind!r}, {f.where!r}")
+        v = f.value
+        if v.dim() < 2 or v.shape[0] != batch.batch_size or v.shape[1] != sizes[f.where]:
+            raise ValueError(f"{name}: expected [B={batch.batch_size}, {f.where}s={sizes[f.where]}, ...], got {list(v.shape)}")
+        if f.kind != "scalar" and v.shape[-1] != D:
+            raise ValueError(f"{name}: a {f.kind} needs a last axis of D={D}, got {list(v.shape)}")
+
+
 def check_fields(
     fn: FieldFn,
     batch: Batch,
@@ -304,6 +327,7 @@ def check_fields(
     transforms: Iterable[str] = TRANSFORMS,
     n_trials: int = 3,
     atol: float = 1e-8,
+    rtol: float = 1e-10,
     seed: int = 0,
 ) -> EquivarianceReport:
     """The core check: ``fn(g . batch)`` against ``g . fn(batch)`` for random ``g``.
@@ -315,13 +339,15 @@ def check_fields(
         batch: the batch, unchanged by the check.
         transforms: names from :data:`TRANSFORMS`.
         n_trials: random elements drawn per transform (each with per-sample rotations).
+        atol, rtol: a deviation fails above ``atol + rtol * max|f(batch)|`` (per output).
         seed: seeds every random element, so a report is reproducible.
     """
     transforms = _validate(transforms, n_trials)
     batch = batch.to(dtype=torch.float64)
     with torch.no_grad():
         base = fn(batch)
-        report = EquivarianceReport(atol=atol, n_trials=n_trials)
+        _check_shapes(base, batch)
+        report = EquivarianceReport(atol=atol, rtol=rtol, n_trials=n_trials)
         for t in transforms:
             # one generator per transform: its draws do not depend on which others run
             gen = torch.Generator().manual_seed(seed * len(TRANSFORMS) + TRANSFORMS.index(t))
@@ -403,6 +429,7 @@ def check_model(
     transforms: Iterable[str] = TRANSFORMS,
     n_trials: int = 3,
     atol: float = 1e-8,
+    rtol: float = 1e-10,
     seed: int = 0,
 ) -> EquivarianceReport:
     """Check one prediction of a DynamicsModel or one step of a LearnedSimulator, in float64.
@@ -440,7 +467,7 @@ def check_model(
 
         return fn
 
-    return _per_transform(make_fn, b64, transforms, n_trials, atol, seed, declared)
+    return _per_transform(make_fn, b64, transforms, n_trials, atol, rtol, seed, declared)
 
 
 def check_rollout(
@@ -451,6 +478,7 @@ def check_rollout(
     transforms: Iterable[str] = TRANSFORMS,
     n_trials: int = 1,
     atol: float = 1e-8,
+    rtol: float = 1e-10,
     seed: int = 0,
 ) -> EquivarianceReport:
     """Roll out ``steps`` steps from ``g . batch`` and compare with ``g`` applied to the rollout.
@@ -481,15 +509,15 @@ def check_rollout(
 
         return fn
 
-    return _per_transform(make_fn, b64, transforms, n_trials, atol, seed, declared)
+    return _per_transform(make_fn, b64, transforms, n_trials, atol, rtol, seed, declared)
 
 
-def _per_transform(make_fn, batch, transforms, n_trials, atol, seed, declared) -> EquivarianceReport:
+def _per_transform(make_fn, batch, transforms, n_trials, atol, rtol, seed, declared) -> EquivarianceReport:
     """Run :func:`check_fields` transform by transform (asserting only declared outputs)."""
     transforms = _validate(transforms, n_trials)
-    report = EquivarianceReport(atol=atol, n_trials=n_trials)
+    report = EquivarianceReport(atol=atol, rtol=rtol, n_trials=n_trials)
     for t in transforms:
-        part = check_fields(make_fn(t), batch, transforms=(t,), n_trials=n_trials, atol=atol, seed=seed)
+        part = check_fields(make_fn(t), batch, transforms=(t,), n_trials=n_trials, atol=atol, rtol=rtol, seed=seed)
         report.deviations.extend(part.deviations)
     skipped = [t for t in transforms if t not in declared]
     if skipped:
