@@ -237,6 +237,8 @@ def test_assert_invariant_on_feature_functions():
 
     report = assert_invariant(centred_gram, batch, where="edge")
     assert report.worst() < 1e-12
+    both = assert_invariant(lambda b: {"gram": (centred_gram(b), "edge"), "attr": b.node_attr}, batch)
+    assert both.outputs == ["gram", "attr"] and both.passed
     with pytest.raises(AssertionError, match="frame_translation"):
         assert_invariant(lambda b: b.x.norm(dim=-1).transpose(1, 2), batch, transforms=("frame_translation",))
     with pytest.raises(ValueError, match="edge"):  # node rows declared as edge rows

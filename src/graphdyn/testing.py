@@ -84,7 +84,7 @@ def assert_equivariant(
 
 
 def assert_invariant(
-    fn: Callable[[Batch], torch.Tensor | dict[str, torch.Tensor]],
+    fn: Callable[[Batch], torch.Tensor | dict[str, torch.Tensor | tuple[torch.Tensor, str]]],
     batch: Batch,
     *,
     where: str = "node",
@@ -98,7 +98,8 @@ def assert_invariant(
 
     ``fn(batch)`` returns a tensor (or a dict of named tensors) of shape ``[B, N, ...]``
     (``where="node"``: rows follow the node relabelling) or ``[B, E, ...]``
-    (``where="edge"``: rows in ``edge_index`` order, which follow the edge shuffle). Use it
+    (``where="edge"``: rows in ``edge_index`` order, which follow the edge shuffle); a dict
+    value may also be a pair ``(tensor, where)`` overriding ``where`` for that entry. Use it
     for internal invariants such as EDFT spectra, which must ignore even a different
     translation of every frame. ``fn`` receives float64 batches: build the modules it
     calls in float64.
@@ -110,7 +111,8 @@ def assert_invariant(
     def fields(b: Batch) -> dict[str, Field]:
         out = fn(b)
         named = out if isinstance(out, dict) else {"features": out}
-        return {k: Field(v, "scalar", where) for k, v in named.items()}
+        pairs = {k: v if isinstance(v, tuple) else (v, where) for k, v in named.items()}
+        return {k: Field(value, "scalar", at) for k, (value, at) in pairs.items()}
 
     report = check_fields(fields, batch, transforms=transforms, n_trials=n_trials, atol=atol, rtol=rtol, seed=seed)
     if not report.passed:
