@@ -147,7 +147,7 @@ class WindowDataset:
             raise GraphdynError(f"split fractions must be non-negative and sum to at most 1, got {fractions}", field="split")
         n = len(self)
         order = np.arange(n) if chronological else np.random.default_rng(seed).permutation(n)
-        bounds = np.cumsum([0] + [int(round(f * n)) for f in fractions])
+        bounds = np.round(np.cumsum([0.0, *fractions]) * n).astype(np.int64)  # cumulative: fractions summing to 1 cover all
         return [self.subset(order[a:b]) for a, b in zip(bounds[:-1], bounds[1:])]
 
     def batch(self, idx: np.ndarray | torch.Tensor | slice | None = None) -> Batch:

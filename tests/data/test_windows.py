@@ -1,0 +1,52 @@
+import numpy as np
+import pytest
+import torch
+
+from graphdyn import GraphdynError, Trajectory, WindowDataset
+from graphdyn.data.windows import WindowLoader
+
+
+def _tagged(runs=2, frames=30, nodes=4):
+    """Positions tagged by run, frame and node so that any mix-up is visible."""
+    r, f, n = np.meshgrid(np.arange(runs), np.arange(frames), np.arange(nodes), indexing="ij")
+    pos = np.stack([r, f, n], -1).astype(float)
+    return Trajectory(positions=pos, velocities=pos + 0.5, edge_index=np.array([[0, 1], [1, 0]]), dt=0.1)
+
+
+def test_windows_take_the_right_frames():
+    ds = WindowDataset(_tagged(), T=3, delta=4)
+    assert len(ds) == 2 * (30 - 12)
+    b = ds.batch(np.array([0, len(ds) - 1]))
+    assert b.x.shape == (2, 3, 4, 3) and b.target_x.shape == (2, 4, 3)
+    # first window: run 0, frames 0, 4, 8 -> target 12; last: run 1, start 17
+    assert b.x[0, :, 0, 1].tolist() == [0, 4, 8] and b.target_x[0, 0, 1] == 12
+    assert b.x[1, :, 2, 0].tolist() == [1, 1, 1] and b.x[1, :, 0, 1].tolist() == [17, 21, 25] and b.target_x[1, 0, 1] == 29
+    assert torch.equal(b.x[:, :, :, 2], torch.arange(4.0).expand(2, 3, 4))  # node axis intact
+    assert torch.allclose(b.v, b.x + 0.5) and b.dt == pytest.approx(0.4)
+
+
+def test_window_longer_than_trajectory_is_an_error():
+    with pytest.raises(GraphdynError, match="needs 31 frames"):
+        WindowDataset(_tagged(frames=30), T=10, delta=3)
+
+
+def test_split_is_disjoint_and_seeded():
+    ds = WindowDataset(_tagged(), T=1)
+    a = ds.split((0.5, 0.25, 0.25), seed=3)
+    b = ds.split((0.5, 0.25, 0.25), seed=3)
+    keys = [set(map(tuple, s.starts)) for s in a]
+    assert sum(len(k) for k in keys) == len(ds) and not (keys[0] & keys[1]) and not (keys[1] & keys[2])
+    assert all(np.array_equal(x.starts, y.starts) for x, y in zip(a, b))
+    chrono = ds.split((0.5, 0.5), chronological=True)
+    assert chrono[0].starts[-1, 1] < chrono[1].starts[0, 1] or chrono[0].starts[-1, 0] < chrono[1].starts[0, 0]
+
+
+def test_loader_covers_every_window_once_per_epoch():
+    ds = WindowDataset(_tagged(), T=2)
+    loader = WindowLoader(ds, batch_size=7, shuffle=True, seed=1)
+    seen = torch.cat([torch.stack([b.x[:, 0, 0, 0], b.x[:, 0, 0, 1]], -1) for b in loader])
+    assert len(loader) == int(np.ceil(len(ds) / 7)) and seen.shape[0] == len(ds)
+    assert len({tuple(r) for r in seen.tolist()}) == len(ds)
+    first_epoch = seen
+    second = torch.cat([torch.stack([b.x[:, 0, 0, 0], b.x[:, 0, 0, 1]], -1) for b in loader])
+    assert not torch.equal(first_epoch, second)  # reshuffled every epoch
