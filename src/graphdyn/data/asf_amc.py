@@ -420,8 +420,10 @@ def read_amc(path: str | Path, skeleton: Skeleton) -> Motion:
         if frame_line is None:
             raise lines.fail(n, f"data before the first frame number: {line[:40]!r}")
         if bone not in expected:
-            known = "no dofs in the skeleton" if skeleton.bone_index(bone) is not None else "unknown bone"
-            raise lines.fail(n, f"{known} {bone!r} (skeleton {Path(skeleton.path).name if skeleton.path else skeleton.name})")
+            skel_name = Path(skeleton.path).name if skeleton.path else skeleton.name
+            if skeleton.bone_index(bone) is not None:
+                raise lines.fail(n, f"bone {bone!r} has no dofs in skeleton {skel_name}")
+            raise lines.fail(n, f"unknown bone {bone!r} (not in skeleton {skel_name})")
         if bone in seen:
             raise lines.fail(n, f"bone {bone!r} given twice in frame {frame_numbers[-1]}")
         count = expected[bone]

@@ -41,7 +41,9 @@ under ``<data_dir>/cache/`` keyed by the SHA-256 of the ASF and AMC files
 
 Own data: ``asf`` and ``amc`` (a list; trial id = position in it) with a ``split`` of ids,
 and optionally ``start_pool`` (default every start that fits the shortest trial) and
-``starts_per_trial`` (default the whole pool).
+``starts_per_trial`` (default the whole pool). Relative ``asf``/``amc`` paths are resolved
+against ``data_dir`` when it is given, else the working directory. No frames are skipped
+(``skip_first``) unless asked.
 """
 
 from __future__ import annotations
