@@ -50,6 +50,8 @@ def load_fixture(path: str | Path) -> Fixture:
     path = Path(path)
     if not path.is_file():
         raise GraphdynError("no such file", path=path)
+    if not zipfile.is_zipfile(path):
+        raise GraphdynError("not an .npz archive", path=path)
     try:
         with np.load(path, allow_pickle=False) as data:
             arrays = {k: data[k] for k in data.files}
