@@ -223,3 +223,16 @@ def test_missing_and_binary_files(tmp_path):
     (tmp_path / "bin.asf").write_bytes(b"\xff\xfe\x00\x81" * 10)
     with pytest.raises(GraphdynError, match="cannot read as text"):
         read_asf(tmp_path / "bin.asf")
+
+
+def test_describe_file_for_data_info(tmp_path):
+    from graphdyn.data.asf_amc import describe_file
+
+    asf = describe_file(ASF)
+    assert asf["joints"] == 31 and asf["edges"] == 130 and asf["edges_by_kind"] == {"bone": 60, "two_hop": 70}
+    amc = describe_file(AMC)  # finds 01.asf beside 01_01.amc
+    assert amc["frames"] == 120 and amc["skeleton"].endswith("01.asf")
+    lonely = tmp_path / "07_01.amc"
+    lonely.write_text(AMC.read_text())
+    with pytest.raises(GraphdynError, match="07.asf"):
+        describe_file(lonely)

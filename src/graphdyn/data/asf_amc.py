@@ -513,3 +513,57 @@ def skeleton_edges(skeleton: Skeleton) -> tuple[np.ndarray, np.ndarray]:
     kind = adj + 2 * two_hop
     recv, send = np.nonzero(kind)
     return np.stack([recv, send]).astype(np.int64), kind[recv, send][:, None].astype(np.float64)
+
+
+# ---------------------------------------------------------------------------- summaries
+def find_skeleton(amc: str | Path) -> Path | None:
+    """The ASF beside an AMC: ``<subject>.asf`` for ``<subject>_<trial>.amc``, else the
+    folder's only ``.asf``; None when neither exists."""
+    amc = Path(amc)
+    named = amc.with_name(amc.stem.split("_")[0] + ".asf")
+    if named.exists():
+        return named
+    candidates = sorted(amc.parent.glob("*.asf"))
+    return candidates[0] if len(candidates) == 1 else None
+
+
+def describe_file(path: str | Path) -> dict:
+    """A JSON-serialisable summary of an ``.asf`` or ``.amc`` file (for ``graphdyn data info``).
+
+    An ``.amc`` is read with the skeleton found by :func:`find_skeleton` and summarised with
+    its frame count and the range of its forward-kinematics joint positions.
+    """
+    path = Path(path)
+    if path.suffix.lower() == ".asf":
+        skel = read_asf(path)
+        edge_index, edge_attr = skeleton_edges(skel)
+        return {
+            "format": "Acclaim ASF skeleton",
+            "file": str(path),
+            "name": skel.name,
+            "joints": skel.n_joints,
+            "bones": len(skel.bones),
+            "dofs": sum(len(b.dofs) for b in skel.bones) + len(skel.root_order),
+            "edges": int(edge_index.shape[1]),
+            "edges_by_kind": {"bone": int((edge_attr == 1).sum()), "two_hop": int((edge_attr == 2).sum())},
+            "root_order": " ".join(skel.root_order),
+            "units": {"length": skel.length_scale, "angle": skel.angle_unit, "mass": skel.mass_scale},
+            "joint_names": skel.joint_names,
+        }
+    asf = find_skeleton(path)
+    if asf is None:
+        raise GraphdynError(f"no skeleton found: put the subject's .asf ({path.stem.split('_')[0]}.asf) in the same folder", path=path)
+    skel = read_asf(asf)
+    motion = read_amc(path, skel)
+    pos = joint_positions(skel, motion)
+    return {
+        "format": "Acclaim AMC motion",
+        "file": str(path),
+        "skeleton": str(asf),
+        "frames": motion.n_frames,
+        "joints": skel.n_joints,
+        "first_frame_number": int(motion.frame_numbers[0]),
+        "position_min": pos.min(axis=(0, 1)).round(4).tolist(),
+        "position_max": pos.max(axis=(0, 1)).round(4).tolist(),
+        "units": {"length": f"ASF length unit (:units length {skel.length_scale:g})", "angle": skel.angle_unit},
+    }
