@@ -31,7 +31,10 @@ chains them).
 
 from __future__ import annotations
 
+import contextlib
+import gc
 import os
+import sys
 import warnings
 from pathlib import Path
 from typing import Any, Literal
@@ -99,6 +102,29 @@ def shipped_files() -> tuple[str, list[str]]:
 
 
 # ---------------------------------------------------------------------------- reading
+@contextlib.contextmanager
+def _quiet_reader_cleanup():
+    """Silence the traceback MDAnalysis prints when a reader that failed to open is freed.
+
+    A DCD reader whose header cannot be read raises in ``__init__`` and then fails again in
+    ``__del__`` (no ``_file``); Python reports that second error on stderr, which would break
+    the one-line error report. The collection runs inside the block so the hook sees it.
+    """
+    previous = sys.unraisablehook
+
+    def hook(unraisable) -> None:
+        source = str(getattr(unraisable.object, "__module__", ""))
+        if not (isinstance(unraisable.exc_value, AttributeError) and source.startswith("MDAnalysis")):
+            previous(unraisable)
+
+    sys.unraisablehook = hook
+    try:
+        yield
+    finally:
+        gc.collect()
+        sys.unraisablehook = previous
+
+
 def _universe(topology: str, trajectory: str | list[str] | None):
     """An MDAnalysis Universe, with MDAnalysis' problems turned into one-line errors."""
     import MDAnalysis as mda
@@ -110,18 +136,23 @@ def _universe(topology: str, trajectory: str | list[str] | None):
     for f in files[1:]:
         _check_dcd_complete(f)
     where = " + ".join(files)
-    try:
-        with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always")
-            u = mda.Universe(topology, *([] if trajectory is None else [trajectory]))
-            dt = float(u.trajectory.dt)
-    except Exception as exc:  # MDAnalysis raises many types (ValueError, OSError, TypeError, ...)
-        msg = " ".join(str(exc).split())
-        if "same number of atoms" in msg or "number of atoms" in msg.lower():
+    error = None
+    with _quiet_reader_cleanup():
+        try:
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always")
+                u = mda.Universe(topology, *([] if trajectory is None else [trajectory]))
+                dt = float(u.trajectory.dt)
+        except Exception as exc:  # MDAnalysis raises many types (ValueError, OSError, TypeError, ...)
+            # Keep only the text: the traceback would keep a half-built reader alive.
+            error = (exc.__class__.__name__, " ".join(str(exc).split()))
+    if error is not None:
+        name, msg = error
+        if "number of atoms" in msg.lower():
             problem = f"trajectory atom count does not match the topology ({msg})"
         else:
-            problem = f"MDAnalysis cannot read it ({exc.__class__.__name__}: {msg})"
-        raise GraphdynError(problem, path=where) from None
+            problem = f"MDAnalysis cannot read it ({name}: {msg})"
+        raise GraphdynError(problem, path=where)
     no_dt = any("dt information" in str(w.message) for w in caught)
     return u, dt, no_dt
 
@@ -134,17 +165,18 @@ def _check_dcd_complete(path: str) -> None:
     """
     if not str(path).lower().endswith(".dcd"):
         return
-    try:
-        from MDAnalysis.coordinates.core import reader
+    from MDAnalysis.coordinates.core import reader
 
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            r = reader(path)
-        f = r._file
-        header, first, frame = int(f._header_size), int(f._firstframesize), int(f._framesize)
-        r.close()
-    except Exception:
-        return  # unreadable headers are reported by the Universe that follows
+    with _quiet_reader_cleanup():
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                r = reader(path)
+            f = r._file
+            header, first, frame = int(f._header_size), int(f._firstframesize), int(f._framesize)
+            r.close()
+        except Exception:
+            return  # unreadable headers are reported by the Universe that follows
     size = os.path.getsize(path)
     if size > header and frame > 0 and (size - header - first) % frame != 0:
         whole = (size - header - first) // frame + 1

@@ -36,8 +36,9 @@ from graphdyn.errors import GraphdynError
 #: Environment variable naming the data folder.
 DATA_ENV = "GRAPHDYN_DATA"
 
-# (resolved path, size, mtime_ns) -> sha256; saves re-hashing a large file within one process.
-_SHA_MEMO: dict[tuple[str, int, int], str] = {}
+# (resolved path, inode, size, mtime_ns, ctime_ns) -> sha256: saves re-hashing a large file
+# within one process; replacing or rewriting the file changes at least one of them.
+_SHA_MEMO: dict[tuple[str, int, int, int, int], str] = {}
 
 
 def data_dir(override: str | Path | None = None) -> Path:
@@ -53,15 +54,15 @@ def data_dir(override: str | Path | None = None) -> Path:
 def file_sha256(path: str | Path) -> str:
     """Full hexadecimal SHA-256 of a file's bytes (read in 1 MiB chunks).
 
-    Memoised per process on (path, size, modification time), so a rebuilt dataset does not
-    hash a large file twice; any change to the file changes size or time and re-hashes.
+    Memoised per process on (path, inode, size, modification and change times), so a rebuilt
+    dataset does not hash a large file twice; replacing or rewriting the file re-hashes.
     """
     path = Path(path)
     try:
         st = path.stat()
     except OSError as exc:
         raise GraphdynError(f"cannot read file ({exc.strerror or exc})", path=path) from None
-    memo_key = (str(path.resolve()), st.st_size, st.st_mtime_ns)
+    memo_key = (str(path.resolve()), st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
     if memo_key in _SHA_MEMO:
         return _SHA_MEMO[memo_key]
     h = hashlib.sha256()

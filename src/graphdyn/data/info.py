@@ -147,17 +147,21 @@ def _describe_topology(path: Path) -> dict[str, Any]:
 def _describe_trajectory(path: Path) -> dict[str, Any]:
     from MDAnalysis.coordinates.core import reader
 
-    from graphdyn.data.adk import _check_dcd_complete
+    from graphdyn.data.adk import _check_dcd_complete, _quiet_reader_cleanup
 
     _check_dcd_complete(str(path))
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            r = reader(str(path))
-            n_atoms, n_frames, dt = r.n_atoms, r.n_frames, float(r.dt)
-            r.close()
-    except Exception as exc:
-        raise GraphdynError(f"MDAnalysis cannot read it ({exc.__class__.__name__}: {' '.join(str(exc).split())})", path=path) from None
+    error = None
+    with _quiet_reader_cleanup():
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                r = reader(str(path))
+                n_atoms, n_frames, dt = r.n_atoms, r.n_frames, float(r.dt)
+                r.close()
+        except Exception as exc:
+            error = f"{exc.__class__.__name__}: {' '.join(str(exc).split())}"
+    if error is not None:
+        raise GraphdynError(f"MDAnalysis cannot read it ({error})", path=path)
     return {
         "format": f"trajectory ({path.suffix.lstrip('.').upper()}, via MDAnalysis)",
         "file": str(path),

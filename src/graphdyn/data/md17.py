@@ -181,6 +181,7 @@ def read_md17(path: str | Path, *, with_energy_forces: bool = False) -> dict[str
             out["z"] = np.asarray(npz["z"])
             if "dt" in keys:
                 out["dt"] = np.asarray(npz["dt"])
+            out["unit_keys"] = {k: str(npz[k]) for k in ("r_unit", "e_unit", "t_unit") if k in keys and npz[k].ndim == 0}
             if with_energy_forces:
                 for key in ("E", "F"):
                     if key not in keys:
@@ -206,6 +207,9 @@ def read_md17(path: str | Path, *, with_energy_forces: bool = False) -> dict[str
     if not np.issubdtype(z.dtype, np.number) or not np.all(np.isfinite(z)) or np.any(z != np.round(z)) or np.any(z < 1):
         raise GraphdynError("atomic numbers must be positive integers", path=path, field="z")
     out["z"] = z.astype(np.int64)
+    r_unit = out["unit_keys"].get("r_unit", "Ang")
+    if r_unit.lower() not in ("ang", "angstrom", "a", "å"):
+        raise GraphdynError(f"positions are in {r_unit!r}; the MD17 preparation (1.6 A bonds) needs angstrom", path=path, field="r_unit")
     out["R"] = _finite_float(R, path, "R")
     if "dt" in out:
         dt = out["dt"]
@@ -375,11 +379,14 @@ def load_prepared(opts: Md17Options) -> tuple[Trajectory, str]:
             dt, dt_source = raw["dt"], "file key 'dt'"
         else:
             dt, dt_source = ASSUMED_DT_FS, "assumed 0.5 fs (MD17 sampling, unverified: not in the file)"
-        units = {"length": "angstrom", "time": "fs"}
+        file_units = raw["unit_keys"]
+        units = {"length": "angstrom", "time": file_units.get("t_unit", "fs") if dt_source.startswith("file") else "fs"}
         extra: dict[str, Any] = {}
         if opts.with_energy_forces:
             extra = {"energy": raw["E"][:-1][None], "forces": raw["F"][:-1][:, p["heavy"]][None]}
-            units.update(energy="kcal/mol", force="kcal/mol/angstrom")
+            # sGDML's MD17 files are in kcal/mol unless an 'e_unit' key says otherwise.
+            e_unit = file_units.get("e_unit", "kcal/mol")
+            units.update(energy=e_unit, force=f"{e_unit}/angstrom")
         return Trajectory(
             positions=p["positions"][None],
             edge_index=p["edge_index"],
