@@ -257,3 +257,12 @@ def test_md17_file_from_the_molecule_simulator_reads_unchanged(tmp_path):
     traj = build_md17(small(path, with_energy_forces=True, train_size=5, val_size=2, test_size=2), Window(), 0).train.traj
     np.testing.assert_array_equal(traj.positions[0], R[:-1, :3])
     assert traj.dt == 1.0 and traj.units["energy"] == "eV"
+
+
+def test_renamed_benzene_is_recognised_by_its_name_key(tmp_path):
+    z, xyz = benzene_geometry()
+    path = tmp_path / "my_copy.npz"
+    R = write_md17(path, z, xyz, 400, drift=0.02, name=np.array("benzene2017"))
+    traj = build_md17(small(path, train_size=5, val_size=2, test_size=2), Window(), 0).train.traj
+    assert traj.metadata["molecule"] == "benzene"
+    np.testing.assert_allclose(traj.positions[0], (R - R.mean(1, keepdims=True))[:-1, :6], atol=1e-12)

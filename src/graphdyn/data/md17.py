@@ -128,6 +128,38 @@ def molecule_from_name(path: str | Path) -> str | None:
     return None
 
 
+def molecule_from_label(label: str) -> str | None:
+    """The molecule a free label names (``"benzene2017"``, ``"md17_aspirin"``...), or None."""
+    label = label.lower().strip()
+    for prefix in ("md17_", "rmd17_"):
+        label = label.removeprefix(prefix)
+    for name in (*MOLECULES, *_ALIASES):
+        if label.startswith(name):
+            return _ALIASES.get(name, name)
+    return None
+
+
+def _name_key(path: Path) -> str | None:
+    """The archive's ``name`` key (sGDML files carry one), or None; read errors come later."""
+    try:
+        with np.load(path, allow_pickle=False) as npz:
+            if hasattr(npz, "files") and "name" in npz.files and npz["name"].ndim == 0:
+                return str(npz["name"])
+    except Exception:
+        pass
+    return None
+
+
+def infer_molecule(path: str | Path) -> str | None:
+    """Molecule of a file: from its published name, else from its ``name`` key, else None."""
+    path = Path(path)
+    found = molecule_from_name(path)
+    if found is None:
+        label = _name_key(path)
+        found = None if label is None else molecule_from_label(label)
+    return found
+
+
 def find_md17_file(molecule: str, folder: str | Path | None = None) -> Path:
     """The first existing file of :data:`FILE_NAMES` ``[molecule]`` in ``folder`` or ``folder/md17``.
 
@@ -358,7 +390,7 @@ def resolve_source(opts: Md17Options) -> tuple[Path, str | None]:
         path = Path(opts.path).expanduser()
         if not path.is_file():
             raise GraphdynError("file not found (data.options.path)", path=path)
-        return path, opts.molecule or molecule_from_name(path)
+        return path, opts.molecule or infer_molecule(path)
     return find_md17_file(opts.molecule, opts.data_dir), opts.molecule
 
 
@@ -509,13 +541,16 @@ def describe_md17(path: str | Path) -> dict[str, Any]:
     """Summary of an MD17 file as the paper would prepare it (used by ``graphdyn data info``)."""
     path = Path(path)
     raw = read_md17(path)
-    molecule = molecule_from_name(path)
+    molecule = infer_molecule(path)
     recentre = molecule == "benzene"
     p = prepare_md17(raw["R"], raw["z"], recentre=recentre, path=path)
     n_frames = p["positions"].shape[0]
-    symbols = {1: "H", 6: "C", 7: "N", 8: "O"}
+    symbols = {1: "H", 6: "C", 7: "N", 8: "O", 9: "F", 16: "S", 17: "Cl"}
     elements, counts = np.unique(raw["z"], return_counts=True)
-    formula = " ".join(f"{symbols.get(int(e), f'Z{int(e)}')}{int(c)}" for e, c in zip(elements, counts))
+    # Hill order: C, then H, then the rest alphabetically.
+    parts = sorted(((symbols.get(int(e), f"Z{int(e)}"), int(c)) for e, c in zip(elements, counts)),
+                   key=lambda p: (p[0] != "C", p[0] != "H", p[0]))
+    formula = " ".join(f"{sym}{c}" for sym, c in parts)
     pools = paper_split(n_frames)
     fits = all(len(pool) >= size for pool, size in zip(pools, PAPER_SIZES))
     return {
@@ -523,7 +558,7 @@ def describe_md17(path: str | Path) -> dict[str, Any]:
         "file": str(path),
         "sha256": file_sha256(path),
         "keys": raw["keys"],
-        "molecule": molecule or "unknown (file name not a published MD17 name)",
+        "molecule": molecule or "unknown (neither the file name nor its 'name' key is an MD17 molecule)",
         "frames": int(raw["R"].shape[0]),
         "atoms": int(raw["R"].shape[1]),
         "formula": formula,
