@@ -26,6 +26,7 @@ import numpy as np
 import torch
 
 from graphdyn.errors import GraphdynError
+from graphdyn.io import save_npz
 from graphdyn.models.base import DataInfo
 from graphdyn.models.estag import ESTAG, ESTAGParams
 
@@ -146,11 +147,7 @@ def build_reference_model(fx: Fixture) -> tuple[ESTAG, dict[str, torch.Tensor]]:
             assigned.add(name)
     missing = sorted(set(own) - assigned)
     if missing:
-        roles = {v: k for k, v in _FIXED_ROLES.items()}
-        name = missing[0]
-        m = re.match(r"^(.*)\.(\d+)\.(weight|bias)$", name)
-        role = roles.get(name) or (f"{m.group(1)}.{int(m.group(2)) // 2}.{m.group(3)}" if m else name)
-        raise GraphdynError(f"missing ({len(missing)} parameter(s) absent)", path=fx.path, field=f"param.{role}")
+        raise GraphdynError(f"missing ({len(missing)} parameter(s) absent)", path=fx.path, field=f"param.{parameter_to_role(missing[0])}")
     return model.eval(), {"x": x, "node_attr": a, "edge_index": ei}
 
 
@@ -161,6 +158,43 @@ def run_reference(fx: Fixture) -> dict[str, np.ndarray]:
     with torch.no_grad():
         model.run(inp["x"], inp["node_attr"], inp["edge_index"], trace=trace)
     return {k: v.detach().cpu().numpy() for k, v in trace.items()}
+
+
+def parameter_to_role(name: str) -> str:
+    """Inverse of :func:`role_to_parameter`: the fixture role of an ESTAG parameter name."""
+    for role, pname in _FIXED_ROLES.items():
+        if pname == name:
+            return role
+    m = re.match(r"^(.*)\.(\d+)\.(weight|bias)$", name)
+    return f"{m.group(1)}.{int(m.group(2)) // 2}.{m.group(3)}" if m else name
+
+
+def write_fixture(path: str | Path, model: ESTAG, x: torch.Tensor, node_attr: torch.Tensor, edge_index: torch.Tensor) -> None:
+    """Write a fixture in the reference layout from one of our own ESTAG models.
+
+    Useful to test the loader on other sizes and to exchange runs with other implementations.
+    The model must use the defaults of the authors' configuration apart from ``hidden``,
+    ``layers`` and ``causal_mask`` (those are the only config fields written).
+    """
+    kind = "single" if model.info.channels is None else "multi"
+    trace: dict[str, torch.Tensor] = {}
+    with torch.no_grad():
+        model.run(x, node_attr, edge_index, trace=trace)
+    arrays: dict[str, np.ndarray] = {
+        "config.kind": np.array(kind),
+        "config.T": np.array(model.info.T),
+        "config.hidden": np.array(model.params.hidden),
+        "config.layers": np.array(model.params.layers),
+        "config.causal_mask": np.array(model.params.causal_mask),
+        "input.x": x.detach().cpu().numpy(),
+        "input.node_attr": node_attr.detach().cpu().numpy(),
+        "input.edge_index": edge_index.detach().cpu().numpy(),
+    }
+    for name, p in model.named_parameters():
+        arrays[f"param.{parameter_to_role(name)}"] = p.detach().cpu().numpy()
+    for name, val in trace.items():
+        arrays[f"expect.{name}"] = val.detach().cpu().numpy()
+    save_npz(path, arrays)
 
 
 def check_reference(path: str | Path) -> dict[str, float]:

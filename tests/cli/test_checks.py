@@ -1,0 +1,50 @@
+"""`graphdyn check-reference`: report per array, exit 0 / 1 / 2."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from graphdyn.cli.app import app, main
+
+FIXTURES = Path(__file__).resolve().parents[2].parent / "shared" / "fixtures"
+needs_fixtures = pytest.mark.skipif(not FIXTURES.is_dir(), reason=f"shared fixtures folder not found at {FIXTURES} (clone shared/ beside the repository)")
+runner = CliRunner()
+
+
+@needs_fixtures
+@pytest.mark.parametrize("name", ["estag_reference_single.npz", "estag_reference_multi.npz"])
+def test_check_reference_passes_on_shipped_fixtures(name):
+    result = runner.invoke(app, ["check-reference", str(FIXTURES / name)])
+    assert result.exit_code == 0, result.output
+    lines = result.output.splitlines()
+    assert any(line.startswith("layers.1.temporal.x") for line in lines)
+    assert lines[-1].endswith("OK")
+
+
+@needs_fixtures
+def test_check_reference_exits_1_on_a_perturbed_parameter(tmp_path):
+    with np.load(FIXTURES / "estag_reference_multi.npz") as data:
+        arrays = {k: data[k].copy() for k in data.files}
+    arrays["param.layers.0.spatial.message.0.weight"][0, 0] += 1e-4
+    np.savez(tmp_path / "bad.npz", **arrays)
+    result = runner.invoke(app, ["check-reference", str(tmp_path / "bad.npz")])
+    assert result.exit_code == 1
+    assert "FAIL" in result.output and "> tol" in result.output
+    loose = runner.invoke(app, ["check-reference", str(tmp_path / "bad.npz"), "--tol", "1.0"])
+    assert loose.exit_code == 0
+
+
+def test_check_reference_exits_2_on_a_bad_file(tmp_path, monkeypatch, capsys):
+    bad = tmp_path / "garbage.npz"
+    bad.write_bytes(b"\x00not an archive")
+    monkeypatch.setattr(sys, "argv", ["graphdyn", "check-reference", str(bad)])
+    with pytest.raises(SystemExit) as exc:
+        main()
+    assert exc.value.code == 2
+    err = capsys.readouterr().err
+    assert "garbage.npz" in err and len(err.strip().splitlines()) == 1
