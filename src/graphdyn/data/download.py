@@ -31,7 +31,6 @@ file comes from and where to put it. Only the standard library's urllib is used.
 from __future__ import annotations
 
 import datetime as _dt
-import hashlib
 import http.client
 import json
 import os
@@ -44,10 +43,11 @@ from pathlib import Path
 
 import numpy as np
 
+from graphdyn.data.cache import DATA_ENV, data_dir
+from graphdyn.data.cache import file_sha256 as sha256
 from graphdyn.errors import GraphdynError
 from graphdyn.io import write_json
 
-DATA_ENV = "GRAPHDYN_DATA"
 MD17_URL = "http://www.quantum-machine.org/gdml/data/npz/"
 MOCAP_URL = "http://mocap.cs.cmu.edu/subjects/"
 MANIFEST = "manifest.json"
@@ -86,14 +86,6 @@ class Remote:
     urls: tuple[str, ...]
     path: Path
     kind: str  # "npz", "asf" or "amc"
-
-
-def data_dir(dest: str | Path | None = None) -> Path:
-    """The data folder: ``dest``, else ``$GRAPHDYN_DATA``, else ``~/.cache/graphdyn``."""
-    if dest is not None:
-        return Path(dest).expanduser()
-    env = os.environ.get(DATA_ENV)
-    return Path(env).expanduser() if env else Path.home() / ".cache" / "graphdyn"
 
 
 def md17_path(molecule: str, dest: str | Path | None = None) -> Path:
@@ -281,15 +273,6 @@ def _content_range_start(header: str | None) -> int | None:
         return int(header[6:].split("-", 1)[0])
     except ValueError:
         return None
-
-
-def sha256(path: str | Path) -> str:
-    """Hex SHA-256 of a file."""
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while block := f.read(CHUNK):
-            h.update(block)
-    return h.hexdigest()
 
 
 def verify_format(path: str | Path, kind: str) -> None:

@@ -19,15 +19,16 @@ Units follow ASE: positions in Angstrom, energies in eV, forces in eV/Angstrom, 
 
 The quantum-chemistry packages are the optional ``md`` extra (``pip install graphdyn[md]``);
 they are imported only when a simulation runs. tblite parallelises with OpenMP; for small
-molecules one thread per process is fastest, and several molecules run in parallel processes
-(:func:`simulate_many`).
+molecules one thread per process is fastest (:func:`one_openmp_thread`), and several
+molecules run in parallel processes (:func:`simulate_many`).
 """
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
 import os
-import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -92,14 +93,43 @@ class MDConfig:
 
 
 def single_thread() -> None:
-    """Ask OpenMP for one thread; only effective before tblite's library is loaded."""
+    """One OpenMP thread for this (worker) process and the processes it starts."""
     os.environ["OMP_NUM_THREADS"] = "1"
+
+
+def _loaded_libgomp():
+    # tblite links the GNU OpenMP runtime, often the copy torch loaded first (same soname),
+    # whose thread count was fixed at torch's import; so it is set at run time instead.
+    # RTLD_NOLOAD: only a runtime that is already loaded, never a new one.
+    try:
+        lib = ctypes.CDLL("libgomp.so.1", mode=os.RTLD_NOLOAD | os.RTLD_LAZY)
+        lib.omp_get_max_threads.restype = ctypes.c_int
+        return lib
+    except (OSError, AttributeError):
+        return None
+
+
+@contextlib.contextmanager
+def one_openmp_thread() -> Iterator[None]:
+    """Run the body with one OpenMP thread, then restore the previous count.
+
+    Small molecules are fastest single-threaded; with several threads on a busy machine
+    the xTB steps slow down twenty-fold (OpenMP threads spin while waiting for a core).
+    """
+    lib = _loaded_libgomp()
+    if lib is None:
+        yield
+        return
+    before = lib.omp_get_max_threads()
+    lib.omp_set_num_threads(1)
+    try:
+        yield
+    finally:
+        lib.omp_set_num_threads(before)
 
 
 def _require_md():
     """Import the ``md`` extra, or raise a one-line GraphdynError naming the install command."""
-    if "tblite" not in sys.modules:
-        single_thread()
     try:
         from ase import Atoms, units
         from ase.constraints import FixCom
@@ -179,11 +209,20 @@ def energy_forces(z: np.ndarray, positions: np.ndarray, method: str = METHOD) ->
     md = _require_md()
     atoms = md["Atoms"](numbers=z, positions=positions)
     atoms.calc = _calculator(md, method)
-    return float(atoms.get_potential_energy()), np.array(atoms.get_forces(), dtype=np.float64)
+    with one_openmp_thread():
+        return float(atoms.get_potential_energy()), np.array(atoms.get_forces(), dtype=np.float64)
 
 
 def simulate_molecule(config: MDConfig, progress: Callable[[int], None] | None = None,
                       progress_every: int = 100) -> dict[str, np.ndarray]:
+    """Run one Langevin trajectory with one OpenMP thread; see :func:`_simulate`."""
+    _require_md()
+    with one_openmp_thread():
+        return _simulate(config, progress, progress_every)
+
+
+def _simulate(config: MDConfig, progress: Callable[[int], None] | None,
+              progress_every: int) -> dict[str, np.ndarray]:
     """Run one Langevin trajectory; return the MD17-format arrays.
 
     Returns ``R`` (frames, n_atoms, 3) Angstrom, ``z`` (n_atoms,), ``E`` (frames,) eV, ``F``
@@ -269,11 +308,17 @@ def write_md17(path: str | Path, arrays: dict[str, np.ndarray]) -> Path:
     return path
 
 
-def _worker_init() -> None:
+_PROGRESS_QUEUE = None  # set in each worker process by _worker_init
+
+
+def _worker_init(queue) -> None:
+    global _PROGRESS_QUEUE
     single_thread()
+    _PROGRESS_QUEUE = queue
 
 
-def _run_one(index: int, config: MDConfig, out: str, queue, progress_every: int) -> str:
+def _run_one(index: int, config: MDConfig, out: str, progress_every: int) -> str:
+    queue = _PROGRESS_QUEUE
     report = None if queue is None else (lambda k: queue.put((index, k)))
     write_md17(out, simulate_molecule(config, progress=report, progress_every=progress_every))
     return out
@@ -306,25 +351,40 @@ def simulate_many(configs: Sequence[MDConfig], outs: Sequence[str | Path], jobs:
     from concurrent.futures import FIRST_EXCEPTION, ProcessPoolExecutor, wait
 
     ctx = mp.get_context("spawn")
-    with ctx.Manager() as manager:
-        queue = manager.Queue() if progress is not None else None
-        with ProcessPoolExecutor(max_workers=jobs, mp_context=ctx, initializer=_worker_init) as pool:
-            futures = [pool.submit(_run_one, k, c, str(o), queue, progress_every)
-                       for k, (c, o) in enumerate(zip(configs, outs))]
-            pending = set(futures)
-            while pending:
-                _, pending = wait(pending, timeout=0.2, return_when=FIRST_EXCEPTION)
-                while queue is not None:
-                    try:
-                        k, done = queue.get_nowait()
-                    except queue_mod.Empty:
-                        break
-                    progress(k, done)
-                if any(f.done() and f.exception() is not None for f in futures):
-                    for f in pending:
-                        f.cancel()
-                    break
-            for f in futures:
-                if f.done() and not f.cancelled() and f.exception() is not None:
-                    raise f.exception()
-            return [Path(f.result()) for f in futures]
+    # A queue handed to the workers when they start carries their progress reports.
+    queue = ctx.Queue() if progress is not None else None
+    with ProcessPoolExecutor(max_workers=jobs, mp_context=ctx, initializer=_worker_init, initargs=(queue,)) as pool:
+        futures = [pool.submit(_run_one, k, c, str(o), progress_every) for k, (c, o) in enumerate(zip(configs, outs))]
+        pending = set(futures)
+
+        def drain() -> None:
+            while queue is not None:
+                try:
+                    k, done = queue.get_nowait()
+                except queue_mod.Empty:
+                    return
+                progress(k, done)
+
+        while pending:
+            _, pending = wait(pending, timeout=0.2, return_when=FIRST_EXCEPTION)
+            drain()
+            if any(f.done() and f.exception() is not None for f in futures):
+                for f in pending:
+                    f.cancel()
+                break
+        for f in futures:
+            if f.done() and not f.cancelled() and f.exception() is not None:
+                raise f.exception()
+        paths = [Path(f.result()) for f in futures]
+    # Reports still in flight when the last worker finished.
+    if queue is not None:
+        import time
+
+        deadline = time.monotonic() + 1.0
+        while time.monotonic() < deadline:
+            try:
+                k, done = queue.get(timeout=0.05)
+            except queue_mod.Empty:
+                break
+            progress(k, done)
+    return paths
