@@ -104,3 +104,23 @@ def test_estag_output_is_not_per_frame_translation_equivariant():
     report = assert_equivariant(model, batch, n_trials=1, transforms=("frame_translation",))
     dev = report.get("prediction", "frame_translation")
     assert not dev.asserted and dev.max_abs > 1e-6
+
+
+@pytest.mark.parametrize("name", ["egnn", "copy_last"])
+def test_one_frame_models_move_with_the_frame_they_read(name):
+    """A model of one observed frame is equivariant to per-frame shifts exactly when it reads
+    the last frame (its output then moves with that frame's shift, as the checker expects)."""
+    try:
+        model_class(name)
+    except ModuleNotFoundError:
+        pytest.skip(f"{name} not written yet")
+    batch = ring_batch(None)
+    for frame, expect_equivariant in ((-1, True), (0, False)):
+        torch.manual_seed(0)
+        model = build_model(name, {"frame": frame}, info_for(batch, None))
+        model.symmetries = ("frame_translation",)  # claim it, so the check asserts it
+        if expect_equivariant:
+            assert_equivariant(model, batch, n_trials=2, transforms=("frame_translation",))
+        else:
+            with pytest.raises(AssertionError, match="frame_translation"):
+                assert_equivariant(model, batch, n_trials=1, transforms=("frame_translation",))
