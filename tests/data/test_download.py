@@ -151,9 +151,13 @@ def test_resume_continues_a_truncated_part_file_with_a_range_request(server, tmp
     part = tmp_path / "md17" / "ethanol_dft.npz.part"
     part.parent.mkdir(parents=True)
     part.write_bytes(body[:5000])
-    [path] = dl.download("md17", molecule="ethanol", dest=tmp_path, base_url=server.url)
+    [remote] = dl.remotes("md17", molecule="ethanol", dest=tmp_path, base_url=server.url)
+    seen = []
+    path = dl.fetch(remote, tmp_path, progress=lambda *a: seen.append(a))
     assert server.log == [("/md17_ethanol.npz", "bytes=5000-")]
     assert path.read_bytes() == body and not part.exists()
+    # Progress counts the bytes already on disk.
+    assert seen[-1] == ("ethanol_dft.npz", len(body), len(body)) and seen[0][1] > 5000
 
 
 def test_interrupted_transfer_keeps_the_part_and_the_next_run_resumes(server, tmp_path):
@@ -240,6 +244,20 @@ def test_offline_message_says_where_to_get_each_file_and_where_to_put_it(tmp_pat
         dl.download("mocap", subject=35, dest=tmp_path, base_url=base)
     msg = str(info.value)
     assert "\n" not in msg and base + "35/" in msg and str(tmp_path / "mocap" / "35") in msg
+    assert "35.asf and 35_NN.amc for NN = 01-16, 28-34 (24 files)" in msg
+
+
+def test_a_file_placed_by_hand_is_verified_and_recorded_without_network(tmp_path):
+    path = dl.md17_path("toluene", tmp_path)
+    path.parent.mkdir(parents=True)
+    path.write_bytes(_npz_bytes())
+    assert dl.download("md17", molecule="toluene", dest=tmp_path, base_url="http://127.0.0.1:9/") == [path]
+    entry = json.loads((tmp_path / "manifest.json").read_text())["md17/toluene_dft.npz"]
+    assert entry["sha256"] == dl.sha256(path) and entry["url"] is None
+    path.write_bytes(b"not an npz")
+    (tmp_path / dl.MANIFEST).unlink()
+    with pytest.raises(GraphdynError, match="not a readable .npz"):
+        dl.download("md17", molecule="toluene", dest=tmp_path, base_url="http://127.0.0.1:9/")
 
 
 def test_cli_offline_is_one_line_and_exit_code_2(tmp_path, monkeypatch, capsys):

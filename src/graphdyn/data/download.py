@@ -35,10 +35,12 @@ import http.client
 import json
 import os
 import socket
+import sys
 import urllib.error
 import urllib.request
 import zipfile
 from dataclasses import dataclass
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -152,10 +154,24 @@ def download(dataset: str, *, molecule: str | None = None, subject: int | None =
     done = []
     for remote in files:
         try:
-            done.append(fetch(remote, root))
+            done.append(fetch(remote, root, progress=_progress_bar()))
         except _Offline as exc:
             raise GraphdynError(_offline_message(files, exc, root)) from None
     return done
+
+
+def _progress_bar() -> Callable[[str, int, int | None], None] | None:
+    """A one-line byte counter on stderr when it is a terminal, else None."""
+    if not sys.stderr.isatty():
+        return None
+
+    def show(name: str, done: int, total: int | None) -> None:
+        size = f"{done / 1e6:.1f}" + (f" / {total / 1e6:.1f}" if total else "")
+        end = "\n" if total is not None and done >= total else ""
+        sys.stderr.write(f"\r{name}: {size} MB{end}")
+        sys.stderr.flush()
+
+    return show
 
 
 class _Offline(Exception):
@@ -171,13 +187,35 @@ def _offline_message(files: list[Remote], exc: _Offline, root: Path) -> str:
         where = f"download {files[0].urls[0]} and save it as {files[0].path}"
     else:
         base = files[0].urls[0].rsplit("/", 1)[0] + "/"
-        names = [r.path.name for r in files]
-        where = f"download {', '.join(names[:3])}, ..., {names[-1]} ({len(names)} files) from {base} into {files[0].path.parent}/"
+        asf = [r.path.name for r in files if r.kind == "asf"]
+        amc = [r.path.stem for r in files if r.kind == "amc"]
+        if asf and amc:
+            subject = amc[0].split("_")[0]
+            trials = _ranges([int(n.split("_")[1]) for n in amc])
+            what = f"{asf[0]} and {subject}_NN.amc for NN = {trials}"
+        else:
+            what = ", ".join(r.path.name for r in files)
+        where = f"download {what} ({len(files)} files) from {base} into {files[0].path.parent}/"
     return f"cannot reach {exc.url} ({exc.reason}); without network, {where}"
 
 
-def fetch(remote: Remote, root: Path) -> Path:
-    """Download one file (resuming a ``.part``), verify it, rename it into place."""
+def _ranges(numbers: list[int]) -> str:
+    """[1, 2, 3, 7, 9, 10] -> "01-03, 07, 09-10"."""
+    parts, start = [], None
+    for k, n in enumerate(numbers):
+        if start is None:
+            start = n
+        if k + 1 == len(numbers) or numbers[k + 1] != n + 1:
+            parts.append(f"{start:02d}" if start == n else f"{start:02d}-{n:02d}")
+            start = None
+    return ", ".join(parts)
+
+
+def fetch(remote: Remote, root: Path, progress: Callable[[str, int, int | None], None] | None = None) -> Path:
+    """Download one file (resuming a ``.part``), verify it, rename it into place.
+
+    ``progress(name, bytes_so_far, total_or_None)`` is called as the data arrive.
+    """
     manifest = _read_manifest(root)
     key = remote.path.relative_to(root).as_posix() if remote.path.is_relative_to(root) else str(remote.path)
     if remote.path.exists():
@@ -192,7 +230,7 @@ def fetch(remote: Remote, root: Path) -> Path:
 
     part = remote.path.with_name(remote.path.name + ".part")
     remote.path.parent.mkdir(parents=True, exist_ok=True)
-    url = _transfer(remote, part)
+    url = _transfer(remote, part, progress)
     try:
         verify_format(part, remote.kind)
         digest = sha256(part)
@@ -208,12 +246,12 @@ def fetch(remote: Remote, root: Path) -> Path:
     return remote.path
 
 
-def _transfer(remote: Remote, part: Path) -> str:
+def _transfer(remote: Remote, part: Path, progress=None) -> str:
     """Fill ``part`` from the first URL that exists; return that URL."""
     last_404 = None
     for url in remote.urls:
         try:
-            _get(url, part)
+            _get(url, part, progress)
             return url
         except urllib.error.HTTPError as exc:
             if exc.code == 404:
@@ -223,7 +261,7 @@ def _transfer(remote: Remote, part: Path) -> str:
     raise GraphdynError(f"not found on the server (HTTP 404); tried {', '.join(remote.urls)}", path=last_404)
 
 
-def _get(url: str, part: Path) -> None:
+def _get(url: str, part: Path, progress=None) -> None:
     """GET ``url`` into ``part``, continuing from its current size with a Range request."""
     have = part.stat().st_size if part.exists() else 0
     request = urllib.request.Request(url, headers={"User-Agent": "graphdyn"})
@@ -251,11 +289,15 @@ def _get(url: str, part: Path) -> None:
         expected = int(length) if length and length.isdigit() else None
         received = 0
         problem = None
+        offset = have if mode == "ab" else 0
+        total = None if expected is None else offset + expected
         try:
             with open(part, mode) as f:
                 while chunk := response.read(CHUNK):
                     f.write(chunk)
                     received += len(chunk)
+                    if progress is not None:
+                        progress(part.name.removesuffix(".part"), offset + received, total)
         except (http.client.IncompleteRead, ConnectionError, socket.timeout, TimeoutError) as exc:
             problem = type(exc).__name__
         # http.client returns b"" when the connection drops early, so count the bytes.
