@@ -160,6 +160,18 @@ def test_resume_continues_a_truncated_part_file_with_a_range_request(server, tmp
     assert seen[-1] == ("ethanol_dft.npz", len(body), len(body)) and seen[0][1] > 5000
 
 
+def test_a_part_from_another_url_is_not_continued(server, tmp_path):
+    body = _serve_md17(server, "benzene", legacy=True)
+    part = tmp_path / "md17" / "benzene_dft.npz.part"
+    part.parent.mkdir(parents=True)
+    part.write_bytes(b"x" * 3000)
+    (tmp_path / "md17" / "benzene_dft.npz.part.url").write_text(server.url + "md17_benzene2017.npz\n")
+    [path] = dl.download("md17", molecule="benzene", dest=tmp_path, base_url=server.url)
+    assert path.read_bytes() == body
+    assert server.log[-1] == ("/benzene2017_dft.npz", None)
+    assert [p.name for p in (tmp_path / "md17").iterdir()] == ["benzene_dft.npz"]
+
+
 def test_interrupted_transfer_keeps_the_part_and_the_next_run_resumes(server, tmp_path):
     body = _serve_md17(server, body=_npz_bytes(frames=400))
     server.drop_after["/md17_ethanol.npz"] = 7000

@@ -30,9 +30,9 @@ def molecule(
 ) -> None:
     """Molecular dynamics of any molecule (RDKit embedding, ASE Langevin, GFN2-xTB forces).
 
-    Writes R (frames, atoms, 3) in Angstrom, z, E (frames,) in eV and F (frames, atoms, 3)
-    in eV/Angstrom, with steps // record_every + 1 frames, plus metadata (smiles,
-    temperature, dt between frames in fs, method).
+    Writes one MD17-format .npz per molecule: R (Angstrom), z, E (eV), F (eV/Angstrom).
+
+    Frames: steps // record_every + 1, dt * record_every fs apart; metadata keys alongside.
     """
     from graphdyn.physics.molecule import MD17_SMILES, MDConfig, parse_smiles, simulate_many
 
@@ -57,7 +57,6 @@ def molecule(
                  record_every=record_every, seed=seed + k, equilibration=equilibration)
         for k, s in enumerate(molecules)
     ]
-    total = equilibration + steps
     if quiet:
         paths = simulate_many(configs, out, jobs=jobs)
     else:
@@ -66,7 +65,8 @@ def molecule(
 
         columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
         with Progress(*columns, console=Console(stderr=True), transient=False) as bar:
-            tasks = [bar.add_task(s if len(s) <= 40 else s[:37] + "...", total=total) for s in molecules]
+            tasks = [bar.add_task(c.smiles if len(c.smiles) <= 40 else c.smiles[:37] + "...", total=c.total_steps)
+                     for c in configs]
             paths = simulate_many(configs, out, jobs=jobs,
                                   progress=lambda k, done: bar.update(tasks[k], completed=done))
     for path in paths:

@@ -239,8 +239,10 @@ def fetch(remote: Remote, root: Path, progress: Callable[[str, int, int | None],
             raise GraphdynError(f"sha256 {digest[:12]}... of the download does not match the expected {expected[:12]}...", path=url)
     except GraphdynError as exc:
         part.unlink(missing_ok=True)
+        _source_file(part).unlink(missing_ok=True)
         raise GraphdynError(f"corrupt download rejected and deleted: {exc}") from None
     os.replace(part, remote.path)
+    _source_file(part).unlink(missing_ok=True)
     _record(root, key, {"url": url, "sha256": digest, "size": remote.path.stat().st_size,
                         "downloaded": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")})
     return remote.path
@@ -262,7 +264,15 @@ def _transfer(remote: Remote, part: Path, progress=None) -> str:
 
 
 def _get(url: str, part: Path, progress=None) -> None:
-    """GET ``url`` into ``part``, continuing from its current size with a Range request."""
+    """GET ``url`` into ``part``, continuing from its current size with a Range request.
+
+    ``<part>.url`` names the URL the part came from: bytes of one URL are never continued
+    from another (the MD17 fallback name may be a different file).
+    """
+    source = _source_file(part)
+    if part.exists() and source.exists() and source.read_text().strip() != url:
+        part.unlink()
+    source.write_text(url + "\n")
     have = part.stat().st_size if part.exists() else 0
     request = urllib.request.Request(url, headers={"User-Agent": "graphdyn"})
     if have:
@@ -305,6 +315,10 @@ def _get(url: str, part: Path, progress=None) -> None:
             problem = f"{received} of {expected} bytes"
         if problem is not None:
             raise GraphdynError(f"transfer interrupted ({problem}); {part.stat().st_size} bytes kept in {part}, run the command again to resume", path=url)
+
+
+def _source_file(part: Path) -> Path:
+    return part.with_name(part.name + ".url")
 
 
 def _content_range_start(header: str | None) -> int | None:

@@ -61,7 +61,8 @@ class MDConfig:
     ``steps`` Langevin steps of ``dt`` fs at ``temperature`` K with friction ``friction``
     (1/fs); a frame is recorded every ``record_every`` steps, starting with the initial
     state, so the trajectory has ``steps // record_every + 1`` frames spaced
-    ``dt * record_every`` fs apart. ``equilibration`` steps are run and discarded first.
+    ``dt * record_every`` fs apart (steps past the last recorded frame are not run).
+    ``equilibration`` steps are run and discarded first.
     """
 
     smiles: str
@@ -90,6 +91,11 @@ class MDConfig:
     @property
     def n_frames(self) -> int:
         return self.steps // self.record_every + 1
+
+    @property
+    def total_steps(self) -> int:
+        """Steps integrated: equilibration, then up to the last recorded frame."""
+        return self.equilibration + (self.n_frames - 1) * self.record_every
 
 
 def single_thread() -> None:
@@ -228,8 +234,9 @@ def _simulate(config: MDConfig, progress: Callable[[int], None] | None,
     Returns ``R`` (frames, n_atoms, 3) Angstrom, ``z`` (n_atoms,), ``E`` (frames,) eV, ``F``
     (frames, n_atoms, 3) eV/Angstrom, plus metadata arrays (``smiles``, ``temperature``,
     ``dt`` in fs between frames, ``dt_step``, ``friction``, ``seed``, ``method``, units...).
-    ``progress(k)`` is called with the number of steps done (equilibration included) every
-    ``progress_every`` steps and at the end.
+    ``progress(k)`` is called with the number of steps done (equilibration included) about
+    every ``progress_every`` steps and once at the end (not at all when ``steps`` is 0 and
+    there is no equilibration).
     """
     md = _require_md()
     units = md["units"]
@@ -245,7 +252,7 @@ def _simulate(config: MDConfig, progress: Callable[[int], None] | None,
         friction=config.friction / units.fs, fixcm=False, rng=rng,
     )
 
-    total = config.equilibration + config.steps
+    total = config.total_steps
     done = 0
 
     def advance(n: int) -> None:
@@ -257,8 +264,10 @@ def _simulate(config: MDConfig, progress: Callable[[int], None] | None,
             except Exception as exc:  # SCF failures surface here as tblite errors
                 raise GraphdynError(f"SMILES '{config.smiles}': {config.method} failed after {done} steps ({exc})") from None
             n -= chunk
+            # Report when a multiple of progress_every is crossed, not every recorded frame.
+            crossed = (done + chunk) // progress_every > done // progress_every
             done += chunk
-            if progress is not None:
+            if progress is not None and (crossed or done == total):
                 progress(done)
 
     advance(config.equilibration)
@@ -276,8 +285,6 @@ def _simulate(config: MDConfig, progress: Callable[[int], None] | None,
         F[frame] = atoms.get_forces(apply_constraint=False)
     if not (np.isfinite(E).all() and np.isfinite(F).all() and np.isfinite(R).all()):
         raise GraphdynError(f"SMILES '{config.smiles}': the dynamics produced non-finite values; try a smaller --dt")
-    if progress is not None and done < total:
-        progress(total)
     return {
         "R": R,
         "z": z,
