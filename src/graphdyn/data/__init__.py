@@ -1,6 +1,5 @@
-"""Data: the Trajectory type and its ``.npz`` format, windowing and dense batching, datasets."""
+"""Data: the Trajectory type and its ``.npz`` format, windowing and dense batching, datasets.
 
-from graphdyn.data.trajectory import Trajectory
-from graphdyn.data.windows import Batch, WindowDataset, WindowLoader
-
-__all__ = ["Trajectory", "WindowDataset", "WindowLoader", "Batch"]
+One module per dataset (``simulated``, ``md17``, ``adk``, ``mocap``); ``registry`` maps the
+names used in configs to their builders.
+"""

@@ -32,6 +32,7 @@ from pytorch_lightning.loggers import CSVLogger
 
 from graphdyn.data.registry import DataSplits, Window, build_dataset
 from graphdyn.data.windows import WindowDataset, WindowLoader
+from graphdyn.errors import GraphdynError
 from graphdyn.evaluation.metrics import test_metrics
 from graphdyn.evaluation.rollout import RolloutResult, rollout_test
 from graphdyn.io import write_json, write_text
@@ -74,6 +75,8 @@ def prepare(config: RunConfig) -> Prepared:
     splits = build_dataset(config.data.source, config.data.options, Window(config.data.T, config.data.delta), config.seed)
     info = data_info(splits.train)
     model = build_model(config.model.name, config.model.params, info)
+    if model.needs_velocities and not info.has_velocities:
+        raise GraphdynError(f"model '{config.model.name}' reads velocities, and the {config.data.source} data has none", field="model.name")
     scale = None
     if config.model.normalize_target:
         probe = LearnedSimulator(model)
