@@ -11,7 +11,7 @@ import pytest
 mda = pytest.importorskip("MDAnalysis")
 datafiles = pytest.importorskip("MDAnalysisTests.datafiles")
 
-from graphdyn.data.adk import build_adk, chronological_starts, load_prepared, AdkOptions  # noqa: E402
+from graphdyn.data.adk import AdkOptions, build_adk, chronological_starts, load_prepared  # noqa: E402
 from graphdyn.data.registry import Window, build_dataset  # noqa: E402
 from graphdyn.errors import GraphdynError  # noqa: E402
 

@@ -24,6 +24,7 @@ preparation options.
 
 from __future__ import annotations
 
+import hashlib
 import zipfile
 from pathlib import Path
 from typing import Any
@@ -528,8 +529,6 @@ def build_md17(options: dict[str, Any], window: Window, seed: int) -> DataSplits
 
 
 def _starts_digest(starts: dict[str, np.ndarray]) -> str:
-    import hashlib
-
     h = hashlib.sha256()
     for name in SPLIT_NAMES:
         h.update(name.encode())
