@@ -45,6 +45,10 @@ class TrainingConfig(_Strict):
     lr: float = Field(1e-3, gt=0)
     weight_decay: float = Field(0.0, ge=0)
     optimizer: Literal["adam", "adamw"] = "adam"
+    #: "none" (constant, the default), "cosine" (anneal to min_lr over the epochs), or
+    #: "plateau" (divide by 10 when the validation loss stalls for 3 checks)
+    lr_schedule: Literal["none", "cosine", "plateau"] = "none"
+    min_lr: float = Field(0.0, ge=0)
     #: stop after this many validation checks without improvement (None: never)
     patience: int | None = Field(None, ge=1)
     val_every: int = Field(1, ge=1)  #: validate every this many epochs

@@ -18,8 +18,11 @@ from graphdyn.simulator import LearnedSimulator
 class DynamicsModule(pl.LightningModule):
     """Trains ``simulator``; ``meta`` (config, data description) travels into every checkpoint."""
 
-    def __init__(self, simulator: LearnedSimulator, lr: float, weight_decay: float = 0.0, optimizer: str = "adam", meta: dict[str, Any] | None = None):
+    def __init__(self, simulator: LearnedSimulator, lr: float, weight_decay: float = 0.0, optimizer: str = "adam",
+                 meta: dict[str, Any] | None = None, lr_schedule: str = "none", min_lr: float = 0.0):
         super().__init__()
+        self.lr_schedule = lr_schedule
+        self.min_lr = min_lr
         self.simulator = simulator
         self.lr = lr
         self.weight_decay = weight_decay
@@ -54,7 +57,15 @@ class DynamicsModule(pl.LightningModule):
         if not self._trainable:
             return None
         cls = torch.optim.AdamW if self.optimizer_name == "adamw" else torch.optim.Adam
-        return cls(self.simulator.parameters(), lr=self.lr, weight_decay=self.weight_decay)
+        opt = cls(self.simulator.parameters(), lr=self.lr, weight_decay=self.weight_decay)
+        if self.lr_schedule == "cosine":
+            sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=max(1, self.trainer.max_epochs or 1), eta_min=self.min_lr)
+            return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "epoch"}}
+        if self.lr_schedule == "plateau":
+            sched = torch.optim.lr_scheduler.ReduceLROnPlateau(opt, factor=0.1, patience=3, min_lr=self.min_lr)
+            return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "monitor": "val_loss", "interval": "epoch",
+                                                       "frequency": self.trainer.check_val_every_n_epoch}}
+        return opt
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         checkpoint["graphdyn"] = self.meta

@@ -128,7 +128,8 @@ def fit(prep: Prepared, run_dir: Path, *, quiet: bool = False) -> dict[str, Any]
     """Train with Lightning; load the best-validation weights into ``prep.simulator``."""
     _quiet_lightning()
     cfg = prep.config.training
-    module = DynamicsModule(prep.simulator, lr=cfg.lr, weight_decay=cfg.weight_decay, optimizer=cfg.optimizer, meta=prep.meta)
+    module = DynamicsModule(prep.simulator, lr=cfg.lr, weight_decay=cfg.weight_decay, optimizer=cfg.optimizer, meta=prep.meta,
+                            lr_schedule=cfg.lr_schedule, min_lr=cfg.min_lr)
     ckpt = ModelCheckpoint(dirpath=run_dir / "checkpoints", filename="best", monitor="val_loss", mode="min", save_top_k=1, save_last=False)
     callbacks: list[pl.Callback] = [ckpt]
     if cfg.patience:

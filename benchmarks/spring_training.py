@@ -1,0 +1,188 @@
+"""The notebook's training procedure against graphdyn's trainer, on the same data, in one process.
+
+The notebook (``shared/seeds/000_...txt``) trains its spring-chain GNN one sample per
+optimizer step, aggregating messages in a Python loop over edges. This script re-implements
+that procedure faithfully (same model, same Adam lr 1e-3, same per-sample MSE, 100 epochs) and
+runs graphdyn's trainer (``DynamicsModule`` on PyTorch Lightning, dense batches) on the same
+snapshots. It reports:
+
+* training throughput (samples per second) of both;
+* the test MSE the notebook reaches after its epochs, and the wall time each needs to reach it
+  (test evaluations are excluded from both clocks).
+
+Usage (see docs/benchmarks.md for results)::
+
+    python benchmarks/spring_training.py --target acceleration
+    python benchmarks/spring_training.py --target dv
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import time
+
+import numpy as np
+import pytorch_lightning as pl
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from graphdyn.data.registry import Window, build_dataset
+from graphdyn.data.windows import WindowLoader
+from graphdyn.evaluation.metrics import test_metrics
+from graphdyn.models import DataInfo, build_model
+from graphdyn.simulator import LearnedSimulator
+from graphdyn.training.module import DynamicsModule
+from graphdyn.training.run import _quiet_lightning
+
+EDGES = torch.tensor([[0, 1], [1, 0], [1, 2], [2, 1]], dtype=torch.long).T  # the notebook's (source, target) rows
+
+
+class NotebookGNN(nn.Module):
+    """The notebook's SpringGNN / SpringGNN_Acc (they are the same network), as written there."""
+
+    def __init__(self, hidden_dim: int = 32):
+        super().__init__()
+        self.edge_mlp = nn.Sequential(nn.Linear(4, hidden_dim), nn.ReLU(), nn.Linear(hidden_dim, hidden_dim))
+        self.node_mlp = nn.Sequential(nn.Linear(2 + hidden_dim, hidden_dim), nn.ReLU(), nn.Linear(hidden_dim, 1))
+
+    def forward(self, positions, velocities, edges):
+        n_nodes = positions.shape[0]
+        node_features = torch.stack([positions, velocities], dim=1)
+        source_nodes, target_nodes = edges[0], edges[1]
+        edge_features = torch.cat([node_features[source_nodes], node_features[target_nodes]], dim=1)
+        edge_messages = self.edge_mlp(edge_features)
+        aggregated = torch.zeros(n_nodes, edge_messages.shape[1])
+        for i in range(edges.shape[1]):  # the notebook's Python loop over edges
+            aggregated[target_nodes[i]] += edge_messages[i]
+        combined = torch.cat([node_features, aggregated], dim=1)
+        return self.node_mlp(combined).squeeze()
+
+
+def notebook_samples(ds, target: str) -> list[dict]:
+    """graphdyn windows -> the notebook's list of per-sample dicts."""
+    b = ds.batch()
+    x, v = b.x[:, 0, :, 0], b.v[:, 0, :, 0]
+    y = b.target_v[:, :, 0] - v
+    if target == "acceleration":
+        y = y / b.dt
+    return [{"positions": x[k].clone(), "velocities": v[k].clone(), "target": y[k].clone(), "edges": EDGES} for k in range(len(x))]
+
+
+def notebook_test_mse(model, test) -> float:
+    with torch.no_grad():
+        return float(np.mean([F.mse_loss(model(s["positions"], s["velocities"], s["edges"]), s["target"]).item() for s in test]))
+
+
+def run_notebook(train, test, epochs: int, seed: int) -> dict:
+    torch.manual_seed(seed)
+    model = NotebookGNN(32)
+    opt = torch.optim.Adam(model.parameters(), lr=0.001)
+    clock, curve = 0.0, []
+    for epoch in range(epochs):
+        t0 = time.perf_counter()
+        for sample in train:
+            opt.zero_grad()
+            loss = F.mse_loss(model(sample["positions"], sample["velocities"], sample["edges"]), sample["target"])
+            loss.backward()
+            opt.step()
+        clock += time.perf_counter() - t0
+        curve.append((clock, notebook_test_mse(model, test)))
+        print(f"  notebook epoch {epoch + 1}/{epochs}: {clock:.1f} s, test MSE {curve[-1][1]:.3g}", flush=True)
+    return {"seconds": clock, "samples_per_second": epochs * len(train) / clock, "final_test_mse": curve[-1][1], "curve": curve}
+
+
+class _StopAtTarget(pl.Callback):
+    """Evaluate the test MSE after every epoch (off the clock) and stop once it is reached."""
+
+    def __init__(self, test, target_mse: float | None):
+        self.test, self.target_mse = test, target_mse
+        self.clock = 0.0
+        self.curve: list[tuple[float, float]] = []
+        self.reached_at: float | None = None
+
+    def on_train_epoch_start(self, trainer, module):
+        self._t0 = time.perf_counter()
+
+    def on_train_epoch_end(self, trainer, module):
+        self.clock += time.perf_counter() - self._t0
+        if self.target_mse is None:
+            return
+        mse = test_metrics(module.simulator, self.test)["target_mse"]
+        module.simulator.train()
+        self.curve.append((self.clock, mse))
+        if mse <= self.target_mse and self.reached_at is None:
+            self.reached_at = self.clock
+            trainer.should_stop = True
+
+
+def run_graphdyn(splits, target: str, batch_size: int, lr: float, epochs: int, seed: int, target_mse: float | None, schedule: str) -> dict:
+    _quiet_lightning()
+    pl.seed_everything(seed, verbose=False)
+    t = splits.train.traj
+    info = DataInfo(dim=t.dim, channels=None, node_attr_dim=1, edge_attr_dim=0, T=1, n_nodes=t.n_nodes, has_velocities=True)
+    sim = LearnedSimulator(build_model("gnn", {"target": "velocity_change" if target == "dv" else "acceleration", "hidden": 32}, info))
+    module = DynamicsModule(sim, lr=lr, lr_schedule=schedule)
+    stop = _StopAtTarget(splits.test, target_mse)
+    trainer = pl.Trainer(max_epochs=epochs, accelerator="cpu", logger=False, enable_checkpointing=False, enable_progress_bar=False,
+                         enable_model_summary=False, limit_val_batches=0, num_sanity_val_steps=0, callbacks=[stop])
+    trainer.fit(module, train_dataloaders=WindowLoader(splits.train, batch_size, shuffle=True, seed=seed))
+    samples = trainer.global_step * batch_size
+    out = {"batch_size": batch_size, "lr": lr, "schedule": schedule, "epochs_run": trainer.current_epoch, "steps": trainer.global_step,
+           "seconds": stop.clock, "samples_per_second": samples / stop.clock, "reached_at_seconds": stop.reached_at}
+    if stop.curve:
+        out["final_test_mse"] = stop.curve[-1][1]
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--target", choices=["acceleration", "dv"], default="acceleration")
+    ap.add_argument("--notebook-epochs", type=int, default=100)
+    ap.add_argument("--threads", type=int, default=1, help="torch threads for both (tiny tensors: 1 is fastest)")
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--batch-size", type=int, default=100, help="graphdyn batch size for the time-to-accuracy run")
+    ap.add_argument("--lr", type=float, default=0.01)
+    ap.add_argument("--schedule", default="none")
+    ap.add_argument("--max-epochs", type=int, default=3000)
+    ap.add_argument("--json", default=None, help="also write the results here")
+    args = ap.parse_args()
+    torch.set_num_threads(args.threads)
+
+    n_train = 2000 if args.target == "acceleration" else 1000  # the notebook's sizes
+    splits = build_dataset("springs", {"n_train": n_train, "n_val": 200, "n_test": 200}, Window(), args.seed)
+    train, test = notebook_samples(splits.train, args.target), notebook_samples(splits.test, args.target)
+    print(f"machine: {platform.processor() or platform.machine()}, {torch.get_num_threads()} torch thread(s), torch {torch.__version__}")
+    print(f"data: {n_train} train / 200 test snapshots of the 3-mass chain, target {args.target}")
+
+    print(f"notebook procedure, {args.notebook_epochs} epochs, batch 1, Python edge loop ...", flush=True)
+    nb = run_notebook(train, test, args.notebook_epochs, args.seed)
+    print(f"graphdyn throughput: full batch ({n_train}), 200 epochs ...", flush=True)
+    thr = run_graphdyn(splits, args.target, n_train, args.lr, 200, args.seed, None, "none")
+    print(f"graphdyn time to the notebook's test MSE {nb['final_test_mse']:.3g}: batch {args.batch_size}, lr {args.lr} ...", flush=True)
+    tta = run_graphdyn(splits, args.target, args.batch_size, args.lr, args.max_epochs, args.seed, nb["final_test_mse"], args.schedule)
+
+    def first_reach(curve, level):
+        return next((t for t, m in curve if m <= level), None)
+
+    nb_time = first_reach(nb["curve"], nb["final_test_mse"])
+    result = {
+        "target": args.target,
+        "notebook": {k: v for k, v in nb.items() if k != "curve"},
+        "notebook_time_to_its_final_mse": nb_time,
+        "graphdyn_throughput": thr,
+        "graphdyn_time_to_accuracy": tta,
+        "throughput_ratio": thr["samples_per_second"] / nb["samples_per_second"],
+        "time_to_accuracy_ratio": None if tta["reached_at_seconds"] is None else nb_time / tta["reached_at_seconds"],
+    }
+    print(json.dumps(result, indent=2))
+    if args.json:
+        from graphdyn.io import write_json
+
+        write_json(args.json, result)
+
+
+if __name__ == "__main__":
+    main()
