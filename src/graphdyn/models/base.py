@@ -67,7 +67,15 @@ class DynamicsModel(nn.Module):
         needs_velocities: the model reads ``batch.v``.
         equivariant: the model claims E(n) equivariance (checked by the test suite with
             :func:`graphdyn.testing.assert_equivariant`).
+        symmetries: optional tuple of the transforms the output respects, from
+            ``rotation``, ``reflection``, ``translation``, ``frame_translation`` (a different
+            shift per observed frame) and ``permutation``; without it the checker expects
+            :data:`graphdyn.evaluation.equivariance.DEFAULT_SYMMETRIES` (E(n) x S_N).
         Params: pydantic model of the hyper-parameters.
+
+    A model may also define ``invariant_features(batch) -> {name: (tensor, "node"|"edge")}``:
+    internal features (e.g. ESTAG's EDFT) that the checker asserts invariant under every
+    transform, per-frame translations included.
     """
 
     target: str = "position"
