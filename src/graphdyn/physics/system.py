@@ -128,7 +128,3 @@ def per_item(value: Any, n: int, name: str, *, positive: bool = False, nonnegati
         raise GraphdynError(f"values must be non-negative, got {arr.tolist()}", field=name)
     return torch.as_tensor(arr)
 
-
-def as_list(t: torch.Tensor) -> list:
-    """A tensor as a plain (JSON-serialisable) list."""
-    return t.tolist()
