@@ -126,14 +126,20 @@ class EGNNLayer(nn.Module):
         # The first message Linear acts on [h_i, h_j, r, e]; applying its column blocks to the
         # N node rows before gathering, and to e before it is broadcast over frames, is the same
         # sum with far fewer multiply-adds than concatenating per-edge inputs.
+        # In-place adds below are safe for autograd (an add's backward needs no inputs) and save
+        # allocating several [..., E, H] tensors per layer.
         lin = self.message[0]
         w = lin.weight
-        pre = F.linear(h, w[:, :H]).index_select(nd, i) + F.linear(h, w[:, H : 2 * H]).index_select(nd, j)
-        pre = pre + F.linear(radial, w[:, 2 * H : 2 * H + self.radial_dim], lin.bias)
+        pre = F.linear(h, w[:, :H], lin.bias).index_select(nd, i)
+        pre += F.linear(h, w[:, H : 2 * H]).index_select(nd, j)
+        if self.channels is None:
+            pre.addcmul_(radial, w[:, 2 * H])  # a width-1 Linear is a broadcast multiply
+        else:
+            pre += F.linear(radial, w[:, 2 * H : 2 * H + self.radial_dim])
         if self.edge_attr_dim:
             if edge_attr is None:
                 raise ValueError(f"this layer expects edge attributes of width {self.edge_attr_dim}")
-            pre = pre + F.linear(edge_attr, w[:, 2 * H + self.radial_dim :])
+            pre += F.linear(edge_attr, w[:, 2 * H + self.radial_dim :])
         m = self.message[3](self.message[2](self.message[1](pre)))  # [..., E, H]
 
         deg = None

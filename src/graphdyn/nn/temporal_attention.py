@@ -67,8 +67,11 @@ class TemporalAttention(nn.Module):
         scores = q @ k.transpose(-1, -2)  # [..., T, S]
         if self.causal:
             mask = torch.ones(T, T, dtype=torch.bool, device=h.device).triu_(1)
-            scores = scores.masked_fill(mask, float("-inf"))
-        alpha = torch.softmax(scores, dim=-1)
+            scores = scores + torch.zeros(T, T, dtype=h.dtype, device=h.device).masked_fill_(mask, float("-inf"))
+        # softmax over s written out: PyTorch's kernel is slow on a last axis this short (T ~ 10);
+        # the max is a constant shift (no gradient in exact arithmetic), so it is detached
+        e = (scores - scores.detach().amax(-1, keepdim=True)).exp()
+        alpha = e / e.sum(-1, keepdim=True)
         h = h + alpha @ v
         phi = self.coord(v)  # [..., S, 1 | C]
         # sum_s a(t,s) phi(s) (x(s) - x(t)) = (beta @ x)(t) - x(t) sum_s beta(t,s), beta = a * phi(s);
