@@ -142,3 +142,17 @@ def test_model_that_needs_velocities_on_data_without(tmp_path):
     proc = run("train", "--dataset", "file", "--set", f"data.options.path={path}", "--output-dir", str(tmp_path / "runs"))
     assert_one_line_error(proc, "gnn", "velocities")
     assert not (tmp_path / "runs").exists()
+
+
+def test_estag_demo_compares_three_models(tmp_path):
+    proc = run("demo", "estag", "--output-dir", str(tmp_path), "--epochs", "1", "--quiet")
+    assert proc.returncode == 0, proc.stderr
+    (demo,) = tmp_path.iterdir()
+    report = (demo / "report.md").read_text()
+    for name in ("copy_last", "egnn_last_frame", "estag"):
+        assert f"| {name} |" in report
+    assert "best:" in proc.stdout
+
+
+def test_unknown_demo():
+    assert_one_line_error(run("demo", "nope"), "unknown demo")
