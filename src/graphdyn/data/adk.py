@@ -40,10 +40,10 @@ from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, model_validator
 
 from graphdyn.data.cache import cache_key, data_dir, file_sha256, load_or_build
-from graphdyn.data.registry import DataSplits, Options, Window, parse_options
+from graphdyn.data.registry import Fractions, DataSplits, Options, Window, parse_options
 from graphdyn.data.trajectory import Trajectory
 from graphdyn.data.windows import WindowDataset
 from graphdyn.errors import GraphdynError
@@ -68,17 +68,10 @@ class AdkOptions(Options):
     trajectory: str | list[str] | None = None
     join: Literal["runs", "time"] = "runs"
     cutoff: float = Field(default=CONTACT_CUTOFF, gt=0, description="CA-CA contact cutoff (angstrom)")
-    fractions: tuple[float, float, float] = PAPER_FRACTIONS
+    fractions: Fractions = PAPER_FRACTIONS
     dt: float | None = Field(default=None, gt=0, description="frame spacing in ps; default the trajectory's")
     data_dir: str | None = None
     cache: bool = True
-
-    @field_validator("fractions")
-    @classmethod
-    def _valid_fractions(cls, value: tuple[float, float, float]) -> tuple[float, float, float]:
-        if any(f <= 0 for f in value) or sum(value) > 1 + 1e-12:
-            raise ValueError(f"fractions must be positive and sum to at most 1, got {value}")
-        return value
 
     @model_validator(mode="after")
     def _topology_with_trajectory(self) -> "AdkOptions":

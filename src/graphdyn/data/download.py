@@ -47,6 +47,7 @@ import numpy as np
 
 from graphdyn.data.cache import DATA_ENV, data_dir
 from graphdyn.data.cache import file_sha256 as sha256
+from graphdyn.data.mocap import CASES
 from graphdyn.errors import GraphdynError
 from graphdyn.io import write_json
 
@@ -69,11 +70,13 @@ MD17_REMOTE: dict[str, tuple[str, str]] = {
 }
 
 # subject -> CMU trial numbers, in graphdyn's trial-id order (see the module docstring).
+# Walk: exactly the paper's trials, as the mocap dataset defines them. Basketball: all 33
+# trials of subject 102, since which 24 the paper used is not published.
 MOCAP_TRIALS: dict[int, list[int]] = {
-    35: [*range(1, 17), *range(28, 35)],
-    102: list(range(1, 34)),
+    CASES["walk"]["subject"]: list(CASES["walk"]["trials"]),
+    CASES["basketball"]["subject"]: list(range(1, 34)),
 }
-MOCAP_CASES = {35: "walk", 102: "basketball"}
+MOCAP_CASES = {spec["subject"]: name for name, spec in CASES.items()}
 
 # url -> sha256 of files whose checksum has been verified independently. None so far: no
 # published checksums exist for these files, so the first download's checksum is recorded

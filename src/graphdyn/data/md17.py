@@ -33,7 +33,7 @@ import numpy as np
 from pydantic import Field, field_validator, model_validator
 
 from graphdyn.data.cache import cache_key, data_dir, file_sha256, load_or_build
-from graphdyn.data.registry import DataSplits, Options, Window, parse_options
+from graphdyn.data.registry import Fractions, DataSplits, Options, Window, parse_options
 from graphdyn.data.trajectory import Trajectory
 from graphdyn.data.windows import WindowDataset
 from graphdyn.errors import GraphdynError
@@ -86,7 +86,7 @@ class Md17Options(Options):
     dt: float | None = Field(default=None, gt=0, description="frame spacing in fs; default the file's 'dt' key, else 0.5")
     recentre: bool | None = Field(default=None, description="subtract the per-frame atom mean; default: benzene only")
     skip: int = Field(default=PAPER_SKIP, ge=0, description="frames left out at each end of the candidate starts")
-    fractions: tuple[float, float, float] = PAPER_FRACTIONS
+    fractions: Fractions = PAPER_FRACTIONS
     train_size: int | None = Field(default=PAPER_SIZES[0], ge=1)
     val_size: int | None = Field(default=PAPER_SIZES[1], ge=1)
     test_size: int | None = Field(default=PAPER_SIZES[2], ge=1)
@@ -104,13 +104,6 @@ class Md17Options(Options):
         if name not in MOLECULES:
             raise ValueError(f"unknown molecule {value!r}; choose one of {', '.join(MOLECULES)}")
         return name
-
-    @field_validator("fractions")
-    @classmethod
-    def _valid_fractions(cls, value: tuple[float, float, float]) -> tuple[float, float, float]:
-        if any(f <= 0 for f in value) or sum(value) > 1 + 1e-12:
-            raise ValueError(f"fractions must be positive and sum to at most 1, got {value}")
-        return value
 
     @model_validator(mode="after")
     def _path_or_molecule(self) -> "Md17Options":

@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import importlib
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Annotated, Any, Callable
 
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import AfterValidator, BaseModel, ConfigDict, ValidationError
 
 from graphdyn.data.windows import WindowDataset
 from graphdyn.errors import GraphdynError
@@ -58,6 +58,16 @@ class Options(BaseModel):
     """Base of every dataset's options class: unknown keys are an error."""
 
     model_config = ConfigDict(extra="forbid")
+
+
+def _check_fractions(value: tuple[float, ...]) -> tuple[float, ...]:
+    if any(f <= 0 for f in value) or sum(value) > 1 + 1e-12:
+        raise ValueError(f"fractions must be positive and sum to at most 1, got {value}")
+    return value
+
+
+#: train / val / test fractions: positive, summing to at most 1
+Fractions = Annotated[tuple[float, float, float], AfterValidator(_check_fractions)]
 
 
 def parse_options(cls: type[BaseModel], options: dict[str, Any], prefix: str = "data.options") -> Any:
