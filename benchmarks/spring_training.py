@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import time
 
@@ -141,7 +142,9 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--target", choices=["acceleration", "dv"], default="acceleration")
     ap.add_argument("--notebook-epochs", type=int, default=100)
-    ap.add_argument("--threads", type=int, default=1, help="torch threads for both (tiny tensors: 1 is fastest)")
+    ap.add_argument("--threads", type=int, default=1, help="torch threads of graphdyn's trainer (tiny tensors: 1 is fastest)")
+    ap.add_argument("--notebook-threads", type=int, default=None,
+                    help="torch threads of the notebook procedure (default: torch's default, as the notebook runs)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--batch-size", type=int, default=500, help="graphdyn batch size for the time-to-accuracy run")
     ap.add_argument("--lr", type=float, default=0.03)
@@ -149,16 +152,20 @@ def main() -> None:
     ap.add_argument("--max-epochs", type=int, default=600)
     ap.add_argument("--json", default=None, help="also write the results here")
     args = ap.parse_args()
-    torch.set_num_threads(args.threads)
+    default_threads = torch.get_num_threads()
+    nb_threads = args.notebook_threads or default_threads
 
     n_train = 2000 if args.target == "acceleration" else 1000  # the notebook's sizes
     splits = build_dataset("springs", {"n_train": n_train, "n_val": 200, "n_test": 200}, Window(), args.seed)
     train, test = notebook_samples(splits.train, args.target), notebook_samples(splits.test, args.target)
-    print(f"machine: {platform.processor() or platform.machine()}, {torch.get_num_threads()} torch thread(s), torch {torch.__version__}")
+    print(f"machine: {platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}; "
+          f"notebook on {nb_threads} thread(s), graphdyn on {args.threads}")
     print(f"data: {n_train} train / 200 test snapshots of the 3-mass chain, target {args.target}")
 
     print(f"notebook procedure, {args.notebook_epochs} epochs, batch 1, Python edge loop ...", flush=True)
+    torch.set_num_threads(nb_threads)
     nb = run_notebook(train, test, args.notebook_epochs, args.seed)
+    torch.set_num_threads(args.threads)
     print(f"graphdyn throughput: full batch ({n_train}), 200 epochs ...", flush=True)
     thr = run_graphdyn(splits, args.target, n_train, args.lr, 200, args.seed, None, "none")
     print(f"graphdyn time to the notebook's test MSE {nb['final_test_mse']:.3g}: batch {args.batch_size}, lr {args.lr} ...", flush=True)
@@ -167,15 +174,20 @@ def main() -> None:
     def first_reach(curve, level):
         return next((t for t, m in curve if m <= level), None)
 
-    nb_time = first_reach(nb["curve"], nb["final_test_mse"])
+    nb_first = first_reach(nb["curve"], nb["final_test_mse"])
     result = {
         "target": args.target,
+        "threads": {"notebook": nb_threads, "graphdyn": args.threads},
         "notebook": {k: v for k, v in nb.items() if k != "curve"},
-        "notebook_time_to_its_final_mse": nb_time,
+        "notebook_first_reached_its_final_mse_at": nb_first,
         "graphdyn_throughput": thr,
         "graphdyn_time_to_accuracy": tta,
         "throughput_ratio": thr["samples_per_second"] / nb["samples_per_second"],
-        "time_to_accuracy_ratio": None if tta["reached_at_seconds"] is None else nb_time / tta["reached_at_seconds"],
+        # strict: the first time the notebook's test MSE was at its final level (its per-sample
+        # SGD is noisy, so that can be well before its last epoch) over graphdyn's time to it
+        "time_to_accuracy_ratio": None if tta["reached_at_seconds"] is None else nb_first / tta["reached_at_seconds"],
+        # the notebook's whole run over graphdyn's time to the same test MSE
+        "time_to_accuracy_ratio_full_run": None if tta["reached_at_seconds"] is None else nb["seconds"] / tta["reached_at_seconds"],
     }
     print(json.dumps(result, indent=2))
     if args.json:

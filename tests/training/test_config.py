@@ -37,3 +37,22 @@ def test_missing_and_malformed_files(tmp_path):
     bad.write_text("training: [1, 2\n")
     with pytest.raises(GraphdynError, match="invalid YAML"):
         load_config(bad)
+
+
+def test_builtin_config_by_name_and_dataset_default_model():
+    from graphdyn.training.config import builtin_configs, resolve_config_path
+
+    assert {"notebook_acc", "notebook_dv", "charged_estag", "estag_md17", "estag_adk", "estag_mocap"} <= set(builtin_configs())
+    assert load_config("estag_adk").data.source == "adk"
+    assert resolve_config_path("does_not_exist").name == "does_not_exist"  # left alone: a clear 'not found' later
+    assert load_config(None).model.name is None  # chosen from the dataset when the run is prepared
+
+
+def test_adk_trains_out_of_the_box_with_estag():
+    from graphdyn.models.estag import ESTAG
+    from graphdyn.training.run import prepare
+
+    prep = prepare(load_config(None, ["data.source=adk"]))  # the AdK files shipped with MDAnalysisTests
+    assert prep.config.model.name == "estag" and isinstance(prep.simulator.model, ESTAG)
+    assert prep.simulator.model.info.channels == 4 and prep.meta["config"]["model"]["name"] == "estag"
+    assert len(prep.splits.train) > 0

@@ -9,7 +9,7 @@ import typer
 
 
 def train_command(
-    config: Optional[Path] = typer.Argument(None, help="YAML run config (default: built-in defaults)."),
+    config: Optional[Path] = typer.Argument(None, help="YAML run config, or a built-in one by name (notebook_acc, estag_md17, ...)."),
     set_: list[str] = typer.Option([], "--set", "-s", help="Override, e.g. --set training.lr=1e-3 (repeatable)."),
     model: Optional[str] = typer.Option(None, help="Model name (shortcut for --set model.name=...)."),
     dataset: Optional[str] = typer.Option(None, help="Dataset name (shortcut for --set data.source=...)."),

@@ -67,8 +67,15 @@ class Prepared:
     meta: dict[str, Any]
 
 
+#: the model a dataset is trained with when the config names none
+DEFAULT_MODELS = {"md17": "estag", "adk": "estag", "mocap": "estag"}
+
+
 def prepare(config: RunConfig) -> Prepared:
     """Build data, model and simulator from a config (seeded)."""
+    if config.model.name is None:
+        config = config.model_copy(deep=True)
+        config.model.name = DEFAULT_MODELS.get(config.data.source, "gnn")
     pl.seed_everything(config.seed, workers=True, verbose=False)
     if config.training.threads:
         torch.set_num_threads(config.training.threads)
@@ -234,7 +241,7 @@ def write_report(run_dir: Path, prep: Prepared, metrics: dict[str, Any]) -> None
 def train(config: RunConfig, *, quiet: bool = False) -> RunResult:
     """Run a whole training job; returns the run folder, the trained simulator and metrics."""
     prep = prepare(config)
-    run_dir = new_run_dir(config)
+    run_dir = new_run_dir(prep.config)
     write_text(run_dir / "config.yaml", yaml.safe_dump(prep.meta["config"], sort_keys=False))
     fit_metrics = fit(prep, run_dir, quiet=quiet)
     if not fit_metrics.pop("is_global_zero"):
