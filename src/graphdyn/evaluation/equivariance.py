@@ -61,10 +61,10 @@ from torch import nn
 
 from graphdyn.data.windows import Batch
 from graphdyn.errors import GraphdynError
+from graphdyn.models.base import DEFAULT_SYMMETRIES
 from graphdyn.simulator import LearnedSimulator
 
 TRANSFORMS = ("rotation", "reflection", "translation", "frame_translation", "permutation")
-DEFAULT_SYMMETRIES = ("rotation", "reflection", "translation", "permutation")
 KINDS = ("point", "vector", "scalar")
 # The kind of a model's prediction for each target space (see graphdyn.models.base).
 TARGET_KINDS = {"position": "point", "displacement": "vector", "velocity_change": "vector", "acceleration": "vector"}

@@ -31,6 +31,8 @@ from torch import nn
 from graphdyn.data.windows import Batch
 
 TARGETS = ("position", "displacement", "velocity_change", "acceleration")
+#: what an equivariant model's output respects unless it declares ``symmetries``: E(n) x S_N
+DEFAULT_SYMMETRIES = ("rotation", "reflection", "translation", "permutation")
 
 
 @dataclass(frozen=True)
@@ -70,7 +72,7 @@ class DynamicsModel(nn.Module):
         symmetries: optional tuple of the transforms the output respects, from
             ``rotation``, ``reflection``, ``translation``, ``frame_translation`` (a different
             shift per observed frame) and ``permutation``; without it the checker expects
-            :data:`graphdyn.evaluation.equivariance.DEFAULT_SYMMETRIES` (E(n) x S_N).
+            :data:`DEFAULT_SYMMETRIES` (E(n) x S_N).
         Params: pydantic model of the hyper-parameters.
 
     A model may also define ``invariant_features(batch) -> {name: (tensor, "node"|"edge")}``:
