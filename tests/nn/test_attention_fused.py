@@ -22,12 +22,14 @@ def build(channels=None, act="silu", causal=True, sign=None, seed=0):
     return att, h, x
 
 
+@pytest.mark.parametrize("store", [False, True], ids=["recompute", "store"])
 @pytest.mark.parametrize("chunk_rows", [1, 12, 10_000])
 @pytest.mark.parametrize(
     "channels,act,causal,sign",
     [(None, "silu", True, None), (None, "tanh", False, -1), (4, "leaky_relu", True, None), (2, "gelu", False, 1)],
 )
-def test_fused_matches_plain_autograd(channels, act, causal, sign, chunk_rows, monkeypatch):
+def test_fused_matches_plain_autograd(channels, act, causal, sign, chunk_rows, store, monkeypatch):
+    monkeypatch.setattr(attention_fused, "STORE_BYTES", 1 << 40 if store else 0)
     monkeypatch.setattr(attention_fused, "CHUNK_ROWS", chunk_rows)
     att, h, x = build(channels, act, causal, sign)
     res = {}

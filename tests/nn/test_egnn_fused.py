@@ -1,11 +1,11 @@
-"""Fused per-edge EGNN op: gradcheck in float64, and the same values and gradients as plain autograd."""
+"""Fused EGNN ops (per-edge part, node update): same values and gradients as plain autograd, gradcheck."""
 
 from __future__ import annotations
 
 import pytest
 import torch
 
-from graphdyn.nn import egnn_fused
+from graphdyn.nn import egnn_fused, node_update_fused
 from graphdyn.nn.egnn import EGNNLayer
 from graphdyn.nn.egnn_fused import EdgeConfig, egnn_edges
 
@@ -23,7 +23,7 @@ CONFIGS = [
 ]
 
 
-def build(cfg, seed=0):
+def build(cfg, seed=0, B=2, T=3):
     cfg = dict(cfg)
     edge, node = cfg.pop("edge"), cfg.pop("node")
     torch.manual_seed(seed)
@@ -31,7 +31,6 @@ def build(cfg, seed=0):
     g = torch.Generator().manual_seed(seed + 1)
     C = cfg.get("channels")
     node_shape = (C, 3) if C else (3,)
-    B, T = 2, 3
     h = torch.randn(N, B, T, H, generator=g, dtype=torch.float64, requires_grad=True)
     x = torch.randn(N, B, T, *node_shape, generator=g, dtype=torch.float64, requires_grad=True)
     e = torch.randn(EDGES.shape[1], B, 1, 3, generator=g, dtype=torch.float64, requires_grad=True) if edge else None
@@ -45,10 +44,13 @@ def run(layer, h, x, e, a, fused):
     return h1, x1
 
 
+@pytest.mark.parametrize("store", [False, True], ids=["recompute", "store"])
 @pytest.mark.parametrize("chunk_rows", [1, 7, 10_000])
 @pytest.mark.parametrize("cfg", CONFIGS, ids=lambda c: ",".join(f"{k}={v}" for k, v in c.items()))
-def test_fused_layer_matches_plain_autograd_values_and_gradients(cfg, chunk_rows, monkeypatch):
+def test_fused_layer_matches_plain_autograd_values_and_gradients(cfg, chunk_rows, store, monkeypatch):
+    monkeypatch.setattr(egnn_fused, "STORE_BYTES", 1 << 40 if store else 0)
     monkeypatch.setattr(egnn_fused, "CHUNK_ROWS", chunk_rows)  # 1 and 7: many chunks, ragged last one
+    monkeypatch.setattr(node_update_fused, "CHUNK_ROWS", chunk_rows)
     layer, h, x, e, a = build(cfg)
     g = torch.Generator().manual_seed(9)
     outs = {}
@@ -71,16 +73,16 @@ def test_fused_layer_matches_plain_autograd_values_and_gradients(cfg, chunk_rows
         torch.testing.assert_close(a_, b_, rtol=1e-10, atol=1e-12, msg=lambda m: f"{name}: {m}")
 
 
-@pytest.mark.parametrize("cfg", [CONFIGS[0], CONFIGS[2]], ids=["single", "multi"])
+@pytest.mark.parametrize("cfg", [CONFIGS[0], {**CONFIGS[2], "channels": 2}], ids=["single", "multi"])
 def test_gradcheck_float64(cfg, monkeypatch):
     monkeypatch.setattr(egnn_fused, "CHUNK_ROWS", 5)
-    layer, h, x, e, _ = build({**cfg, "node": False})
+    layer, h, x, e, _ = build({**cfg, "node": False}, B=1, T=2)
     H_ = H
     lin = layer.message[0]
     R = layer.radial_dim
-    P = torch.randn(N, 2, 3, H_, dtype=torch.float64, requires_grad=True)
-    S = torch.randn(N, 2, 3, H_, dtype=torch.float64, requires_grad=True)
-    Q = torch.randn(EDGES.shape[1], 2, 1, H_, dtype=torch.float64, requires_grad=True)
+    P = torch.randn(N, 1, 2, H_, dtype=torch.float64, requires_grad=True)
+    S = torch.randn(N, 1, 2, H_, dtype=torch.float64, requires_grad=True)
+    Q = torch.randn(EDGES.shape[1], 1, 1, H_, dtype=torch.float64, requires_grad=True)
     weights = [lin.weight[:, 2 * H_ : 2 * H_ + R], layer.message[2].weight, layer.message[2].bias,
                layer.coord[0].weight, layer.coord[0].bias, layer.coord[2].weight]
     weights = [w.detach().clone().requires_grad_(True) for w in weights]
@@ -107,3 +109,15 @@ def test_other_layout_uses_plain_path():
     hb, xb = layer(h.movedim(0, 2), x.movedim(0, 2), EDGES, e.movedim(0, 2), a.movedim(0, 2))
     torch.testing.assert_close(hb.movedim(2, 0), hf)
     torch.testing.assert_close(xb.movedim(2, 0), xf)
+
+
+def test_node_update_gradcheck_float64():
+    from graphdyn.nn.node_update_fused import node_update
+
+    g = torch.Generator().manual_seed(0)
+    h = torch.randn(N, 2, 3, H, generator=g, dtype=torch.float64, requires_grad=True)
+    m = torch.randn(N, 2, 3, H, generator=g, dtype=torch.float64, requires_grad=True)
+    q = torch.randn(N, 2, 1, H, generator=g, dtype=torch.float64, requires_grad=True)  # broadcast over frames
+    w = [torch.randn(s, generator=g, dtype=torch.float64, requires_grad=True) for s in [(H, H), (H, H), (H,), (H, H), (H,)]]
+    cfg = EdgeConfig(act="silu", chunk_rows=12)
+    assert torch.autograd.gradcheck(lambda *a: node_update(*a, cfg), (h, m, q, *w), eps=1e-6, atol=1e-6)

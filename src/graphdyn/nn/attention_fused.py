@@ -37,6 +37,9 @@ from graphdyn.nn.egnn_fused import ACTS, EdgeConfig, _act, _act_backward, _rows
 
 # rows (nodes x frames) per chunk
 CHUNK_ROWS = 4096
+# below this many bytes of intermediates (about sixteen [rows, H] tensors) they are kept for
+# the backward pass instead of recomputed
+STORE_BYTES = 48 << 20
 
 
 @dataclass(frozen=True)
@@ -49,6 +52,7 @@ class AttentionConfig:
     causal: bool = True
     sign: int = 1
     chunk_rows: int = CHUNK_ROWS
+    store_bytes: int = STORE_BYTES
 
     @property
     def edge(self) -> EdgeConfig:  # carries act and slope for the shared activation helpers
@@ -106,9 +110,13 @@ class _TemporalAttention(torch.autograd.Function):
         R, T, H = h.shape
         mask = _mask(T, h) if cfg.causal else None
         h_out, x_out = torch.empty_like(h), torch.empty_like(x)
+        store = h.numel() * h.element_size() * 16 <= cfg.store_bytes
+        ctx.chunks = [] if store else None
         for r0, r1 in _chunks(R, T, cfg.chunk_rows):
             hc, xc = h[r0:r1], x[r0:r1]
-            c = _Chunk(hc, xc, W1, b1, W2, b2, Wc1, bc1, Wc2, mask, cfg, keep=False)
+            c = _Chunk(hc, xc, W1, b1, W2, b2, Wc1, bc1, Wc2, mask, cfg, keep=store)
+            if store:
+                ctx.chunks.append(c)
             torch.baddbmm(hc, c.alpha, c.v, out=h_out[r0:r1])
             torch.add(xc, c.delta, alpha=cfg.sign, out=x_out[r0:r1])
         ctx.save_for_backward(h, x, W1, b1, W2, b2, Wc1, bc1, Wc2)
@@ -129,8 +137,12 @@ class _TemporalAttention(torch.autograd.Function):
         gW1, gb1, gW2, gb2 = (torch.zeros_like(t) for t in (W1, b1, W2, b2))
         gWc1, gbc1, gWc2 = (torch.zeros_like(t) for t in (Wc1, bc1, Wc2))
         single = cfg.channels is None
-        for r0, r1 in _chunks(R, T, cfg.chunk_rows):
-            c = _Chunk(h[r0:r1], x[r0:r1], W1, b1, W2, b2, Wc1, bc1, Wc2, mask, cfg, keep=True)
+        stored, ctx.chunks = ctx.chunks, None
+        for k, (r0, r1) in enumerate(_chunks(R, T, cfg.chunk_rows)):
+            if stored is not None:
+                c, stored[k] = stored[k], None  # free each chunk once used
+            else:
+                c = _Chunk(h[r0:r1], x[r0:r1], W1, b1, W2, b2, Wc1, bc1, Wc2, mask, cfg, keep=True)
             gHc = gH[r0:r1]
             g_delta = gX[r0:r1] if cfg.sign > 0 else -gX[r0:r1]
             alpha, beta, y = c.alpha, c.beta, c.y

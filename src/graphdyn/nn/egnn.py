@@ -32,15 +32,17 @@ scatters then move contiguous blocks, which is several times faster on CPU.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Literal
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from graphdyn.nn import egnn_fused
+from graphdyn.nn import egnn_fused, node_update_fused
 from graphdyn.nn.egnn_fused import ACTS, EdgeConfig, egnn_edges
 from graphdyn.nn.mlp import MLP
+from graphdyn.nn.node_update_fused import node_update
 from graphdyn.nn.scatter import in_degree
 
 
@@ -187,7 +189,7 @@ class EGNNLayer(nn.Module):
         slope = getattr(self.message[1], "negative_slope", 0.2)
         cfg = EdgeConfig(act=self.act, slope=slope, channels=self.channels, unit_vectors=self.unit_vectors,
                          clamp=self.clamp, update_coords=self.update_coords,
-                         chunk_rows=egnn_fused.CHUNK_ROWS)
+                         chunk_rows=egnn_fused.CHUNK_ROWS, store_bytes=egnn_fused.STORE_BYTES)
         agg_h, agg_x = egnn_edges(P, S, x, Q, w[:, 2 * H : 2 * H + R], self.message[2].weight, self.message[2].bias,
                                   *coord, edge_index, cfg)
         i = edge_index[0]
@@ -195,15 +197,23 @@ class EGNNLayer(nn.Module):
             if self.coord_agg == "mean":
                 agg_x = agg_x * _inverse_degree(i, n_nodes, 0, agg_x)
             x = x + self.coord_weight * agg_x if self.coord_weight != 1.0 else x + agg_x
-        return self._node_update(h, agg_h, node_attr, i, n_nodes, 0), x
+        return self._node_update(h, agg_h, node_attr, i, n_nodes, 0, cfg), x
 
-    def _node_update(self, h, agg_h, node_attr, i, n_nodes, nd):
-        """h + phi_h([h, AGG m, a]) from the summed messages."""
+    def _node_update(self, h, agg_h, node_attr, i, n_nodes, nd, cfg: EdgeConfig | None = None):
+        """h + phi_h([h, AGG m, a]) from the summed messages (``cfg``: as one chunked op)."""
         H = self.hidden
         if self.message_agg == "mean":
             agg_h = agg_h * _inverse_degree(i, n_nodes, nd, agg_h)
         lin = self.node[0]
         w = lin.weight
+        if cfg is not None and (node_attr is None or node_attr.dim() == h.dim()):
+            q = None
+            if self.node_attr_dim:
+                if node_attr is None:
+                    raise ValueError(f"this layer expects node attributes of width {self.node_attr_dim}")
+                q = F.linear(node_attr, w[:, 2 * H :])
+            cfg = replace(cfg, chunk_rows=node_update_fused.CHUNK_ROWS)
+            return node_update(h, agg_h, q, w[:, :H], w[:, H : 2 * H], lin.bias, self.node[2].weight, self.node[2].bias, cfg)
         pre = F.linear(h, w[:, :H], lin.bias) + F.linear(agg_h, w[:, H : 2 * H])
         if self.node_attr_dim:
             if node_attr is None:

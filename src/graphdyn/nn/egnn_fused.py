@@ -47,6 +47,9 @@ import torch.nn.functional as F
 # rows (edges x batch entries) per chunk: eight [rows, 16] float32 tensors of this size fit in
 # a 2 MiB L2 cache with room to spare
 CHUNK_ROWS = 8192
+# below this many bytes of edge-sized intermediates (about eight [rows, H] tensors) the forward
+# pass keeps them for the backward pass instead of recomputing: small graphs fit in cache anyway
+STORE_BYTES = 48 << 20
 
 ACTS = ("silu", "leaky_relu", "relu", "tanh", "gelu")
 
@@ -62,6 +65,7 @@ class EdgeConfig:
     clamp: float | None = None
     update_coords: bool = True
     chunk_rows: int = CHUNK_ROWS
+    store_bytes: int = STORE_BYTES
 
 
 def _act(z: torch.Tensor, cfg: EdgeConfig, inplace: bool = False) -> torch.Tensor:
@@ -158,12 +162,16 @@ class _EGNNEdges(torch.autograd.Function):
         per_edge = P[0].numel() // P.shape[-1]
         agg_m = P.new_zeros(P.shape)
         agg_t = x.new_zeros(x.shape) if cfg.update_coords else x.new_zeros(0)
+        store = i.numel() * per_edge * P.shape[-1] * P.element_size() * 8 <= cfg.store_bytes
+        ctx.chunks = [] if store else None
         for e0, e1 in _chunks(i.numel(), per_edge, cfg):
             ic, jc = i[e0:e1], j[e0:e1]
-            c = _Chunk(P, S, x, Q, Wr, W2, b2, Wc1, bc1, Wc2, ic, jc, e0, e1, cfg, keep=False)
+            c = _Chunk(P, S, x, Q, Wr, W2, b2, Wc1, bc1, Wc2, ic, jc, e0, e1, cfg, keep=store)
             agg_m.index_add_(0, ic, c.m)
             if cfg.update_coords:
                 agg_t.index_add_(0, ic, c.t)
+            if store:
+                ctx.chunks.append(c)
         ctx.save_for_backward(P, S, x, Q, Wr, W2, b2, Wc1, bc1, Wc2, i, j)
         ctx.cfg = cfg
         ctx.n_nodes = N
@@ -192,9 +200,13 @@ class _EGNNEdges(torch.autograd.Function):
         else:
             gWc1 = gbc1 = gWc2 = None
         single = cfg.channels is None
-        for e0, e1 in _chunks(i.numel(), per_edge, cfg):
+        stored, ctx.chunks = ctx.chunks, None
+        for k, (e0, e1) in enumerate(_chunks(i.numel(), per_edge, cfg)):
             ic, jc = i[e0:e1], j[e0:e1]
-            c = _Chunk(P, S, x, Q, Wr, W2, b2, Wc1, bc1, Wc2, ic, jc, e0, e1, cfg, keep=True)
+            if stored is not None:
+                c, stored[k] = stored[k], None  # free each chunk once used
+            else:
+                c = _Chunk(P, S, x, Q, Wr, W2, b2, Wc1, bc1, Wc2, ic, jc, e0, e1, cfg, keep=True)
             g_m = G_m.index_select(0, ic)  # [ec, ..., H]
             g_d = None
             if coords:

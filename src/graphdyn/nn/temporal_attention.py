@@ -104,6 +104,7 @@ class TemporalAttention(nn.Module):
         W2 = torch.block_diag(*(m[2].weight for m in mlps))
         b2 = torch.cat([m[2].bias for m in mlps])
         cfg = AttentionConfig(act=self.act, slope=getattr(self.query[1], "negative_slope", 0.2), channels=self.channels,
-                              causal=self.causal, sign=self.sign, chunk_rows=attention_fused.CHUNK_ROWS)
+                              causal=self.causal, sign=self.sign, chunk_rows=attention_fused.CHUNK_ROWS,
+                              store_bytes=attention_fused.STORE_BYTES)
         c = self.coord
         return temporal_attention(h, x, W1, b1, W2, b2, c[0].weight, c[0].bias, c[2].weight, cfg)
