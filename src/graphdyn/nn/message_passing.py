@@ -29,7 +29,7 @@ class InteractionLayer(nn.Module):
 
     def forward(self, h: torch.Tensor, edge_index: torch.Tensor, edge_attr: torch.Tensor | None = None) -> torch.Tensor:
         i, j = edge_index
-        parts = [h[:, j], h[:, i]]
+        parts = [h.index_select(1, j), h.index_select(1, i)]  # index_select: a much cheaper backward than h[:, j]
         if edge_attr is not None:  # [E, K] shared by the batch, or [B, E, K]
             parts.append(edge_attr if edge_attr.dim() == 3 else edge_attr.expand(h.shape[0], *edge_attr.shape))
         messages = self.edge_mlp(torch.cat(parts, dim=-1))  # [B, E, hidden]
