@@ -29,3 +29,18 @@ def test_edge_order_does_not_matter_and_messages_reach_only_receivers():
     h2[0, 3] += 1.0  # node 3 sends nothing: only its own output may change
     diff = (layer(h2, ei) - out).abs().sum(-1)[0]
     assert diff[3] > 0 and torch.all(diff[:3] == 0)
+
+
+def test_aggregating_before_the_last_edge_layer_is_the_plain_formula():
+    """out_i = phi_n([h_i, sum_j phi_e([h_j, h_i, e_ij])]), written edge by edge."""
+    torch.manual_seed(0)
+    layer = InteractionLayer(3, 2, hidden=8, edge_attr_dim=2).double()
+    h = torch.randn(2, 5, 3, dtype=torch.float64)
+    ei = torch.tensor([[0, 0, 1, 2, 4, 4], [1, 2, 0, 0, 3, 1]])  # node 3 receives nothing
+    e = torch.randn(6, 2, dtype=torch.float64)
+    expected = torch.zeros(2, 5, 8, dtype=torch.float64)
+    for k in range(ei.shape[1]):
+        i, j = ei[:, k]
+        expected[:, i] += layer.edge_mlp(torch.cat([h[:, j], h[:, i], e[k].expand(2, 2)], -1))
+    ref = layer.node_mlp(torch.cat([h, expected], -1))
+    torch.testing.assert_close(layer(h, ei, e), ref, rtol=1e-12, atol=1e-12)
