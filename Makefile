@@ -2,7 +2,9 @@
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
+PIP := $(BIN)/pip install --disable-pip-version-check -q
 STAMP := $(VENV)/.installed
+STAMP_MD := $(VENV)/.installed-md
 
 .PHONY: demo test venv bench clean
 
@@ -10,20 +12,27 @@ $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	# torch first and pinned: the CPU wheel is found locally; anything that needs torch
 	# must never be allowed to pull a newer CUDA build.
-	$(BIN)/pip install --disable-pip-version-check -q torch==2.13.0
-	$(BIN)/pip install --disable-pip-version-check -q -e ".[test]"
+	$(PIP) torch==2.13.0
+	$(PIP) -e ".[test]"
 	touch $(STAMP)
+
+# The molecular-dynamics extra (RDKit, ASE, tblite), so that the suite tests it too.
+$(STAMP_MD): $(STAMP)
+	$(PIP) -e ".[test,md]"
+	touch $(STAMP_MD)
 
 venv: $(STAMP)
 
 demo: $(STAMP)
 	$(BIN)/graphdyn demo
 
-test: $(STAMP)
+test: $(STAMP_MD)
 	$(BIN)/python -m pytest
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/spring_training.py
+	$(BIN)/python benchmarks/physics_throughput.py
+	$(BIN)/python benchmarks/estag_step.py
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache
