@@ -37,6 +37,7 @@ class DynamicsModule(pl.LightningModule):
         self.optimizer_name = optimizer
         self.meta = meta or {}
         self._trainable = any(p.requires_grad for p in simulator.parameters())
+        self.samples_seen = 0  # training samples over the whole fit (for throughput)
         if not self._trainable:
             self.automatic_optimization = False
 
@@ -53,6 +54,7 @@ class DynamicsModule(pl.LightningModule):
         # a whole optimizer step of a small model on a CPU.
         self._loss_sum += loss.detach() * batch.batch_size
         self._loss_count += batch.batch_size
+        self.samples_seen += batch.batch_size
         return loss if self._trainable else None
 
     def on_train_epoch_end(self) -> None:

@@ -171,7 +171,7 @@ def fit(prep: Prepared, run_dir: Path, *, quiet: bool = False) -> dict[str, Any]
         module.load_state_dict(state)
     prep.simulator.to("cpu")
     steps = trainer.global_step
-    samples = steps * cfg.batch_size if steps else 0
+    samples = module.samples_seen
     return {
         "fit_seconds": fit_time,
         "epochs": trainer.current_epoch,
@@ -234,7 +234,8 @@ def write_report(run_dir: Path, prep: Prepared, metrics: dict[str, Any]) -> None
             f"| training wall time | {fitm['fit_seconds']:.2f} s ({fitm['epochs']} epochs, {fitm['optimizer_steps']} steps) |",
             f"| training throughput | {fitm['samples_per_second']:.0f} samples/s |",
         ]
-    lines += ["", "Figures: `figures/loss.png`, `figures/rollout.png`, `figures/error_vs_step.png`.", ""]
+    figures = sorted(p.relative_to(run_dir).as_posix() for p in (run_dir / "figures").glob("*.png"))
+    lines += ["", "Figures: " + (", ".join(f"`{f}`" for f in figures) if figures else "none") + ".", ""]
     write_text(run_dir / "report.md", "\n".join(lines))
 
 
