@@ -33,10 +33,10 @@ from dataclasses import dataclass
 
 import torch
 
-from graphdyn.nn.egnn_fused import ACTS, EdgeConfig, _act, _act_backward, _rows
+from graphdyn.nn.egnn_fused import ACTS, EdgeConfig, _act, _act_backward, _colsum, _linear, _rows
 
 # rows (nodes x frames) per chunk
-CHUNK_ROWS = 4096
+CHUNK_ROWS = 16384
 # below this many bytes of intermediates (about sixteen [rows, H] tensors) they are kept for
 # the backward pass instead of recomputed
 STORE_BYTES = 48 << 20
@@ -70,9 +70,9 @@ class _Chunk:
     def __init__(self, h, x, W1, b1, W2, b2, Wc1, bc1, Wc2, mask, cfg: AttentionConfig, keep: bool):
         ecfg = cfg.edge
         R, T, H = h.shape
-        self.Z1 = Z1 = torch.addmm(b1, _rows(h), W1.t())  # [R*T, 3H]
+        self.Z1 = Z1 = _linear(_rows(h), W1, b1)  # [R*T, 3H]
         self.A1 = A1 = _act(Z1, ecfg, inplace=not keep)
-        self.Z2 = Z2 = torch.addmm(b2, A1, W2.t())
+        self.Z2 = Z2 = _linear(A1, W2, b2)
         self.A2 = A2 = _act(Z2, ecfg, inplace=not keep)
         q = A2[:, :H].view(R, T, H)
         self.k = k = A2[:, H : 2 * H].view(R, T, H)
@@ -85,7 +85,7 @@ class _Chunk:
         # is a constant shift, so it gets no gradient
         e = (scores - scores.amax(-1, keepdim=True)).exp_()
         self.alpha = alpha = e.div_(e.sum(-1, keepdim=True))
-        self.Zc = Zc = torch.addmm(bc1, _rows(v), Wc1.t())
+        self.Zc = Zc = _linear(_rows(v), Wc1, bc1)
         self.Ac = Ac = _act(Zc, ecfg, inplace=not keep)
         self.phi = phi = (Ac @ Wc2.t()).view(R, T, Wc2.shape[0])  # [R, S, 1 | C]
         self.y = y = x - x[:, -1:]
@@ -167,17 +167,17 @@ class _TemporalAttention(torch.autograd.Function):
             # coordinate MLP on v
             gp = _rows(g_phi)
             gWc2.addmm_(gp.t(), c.Ac)
-            g_Zc = _act_backward(gp @ Wc2, c.Zc, ecfg)
+            g_Zc = _act_backward(gp * Wc2[0] if Wc2.shape[0] == 1 else gp @ Wc2, c.Zc, ecfg)
             gWc1.addmm_(g_Zc.t(), _rows(c.v))
-            gbc1 += g_Zc.sum(0)
+            gbc1 += _colsum(g_Zc)
             g_v = torch.baddbmm((g_Zc @ Wc1).view(c.v.shape), alpha.transpose(1, 2), gHc)
             g_A2 = torch.cat([torch.bmm(g_S, c.k), torch.bmm(g_S.transpose(1, 2), c.q), g_v], -1)
             g_Z2 = _act_backward(_rows(g_A2), c.Z2, ecfg)
             gW2.addmm_(g_Z2.t(), c.A1)
-            gb2 += g_Z2.sum(0)
+            gb2 += _colsum(g_Z2)
             g_Z1 = _act_backward(g_Z2 @ W2, c.Z1, ecfg)
             gW1.addmm_(g_Z1.t(), _rows(h[r0:r1]))
-            gb1 += g_Z1.sum(0)
+            gb1 += _colsum(g_Z1)
             torch.addmm(_rows(gHc), g_Z1, W1, out=_rows(gh[r0:r1]))
         return gh, gx, gW1, gb1, gW2, gb2, gWc1, gbc1, gWc2, None
 

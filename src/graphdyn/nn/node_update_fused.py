@@ -22,10 +22,10 @@ from __future__ import annotations
 
 import torch
 
-from graphdyn.nn.egnn_fused import ACTS, EdgeConfig, _act, _act_backward, _rows, _sum_to
+from graphdyn.nn.egnn_fused import ACTS, EdgeConfig, _act, _act_backward, _colsum, _linear, _rows, _sum_to
 
 # rows (nodes x batch entries) per chunk
-CHUNK_ROWS = 8192
+CHUNK_ROWS = 32768
 
 
 def _chunks(n: int, per: int, rows: int):
@@ -35,7 +35,7 @@ def _chunks(n: int, per: int, rows: int):
 
 
 def _pre(h, g, q, Wh, Wg, b1, r0, r1):
-    z = torch.addmm(b1, _rows(h[r0:r1]), Wh.t())
+    z = _linear(_rows(h[r0:r1]), Wh, b1)
     z.addmm_(_rows(g[r0:r1]), Wg.t())
     z = z.view(h[r0:r1].shape)
     if q is not None:
@@ -50,7 +50,7 @@ class _NodeUpdate(torch.autograd.Function):
         per = h[0].numel() // h.shape[-1]
         for r0, r1 in _chunks(h.shape[0], per, cfg.chunk_rows):
             a = _act(_pre(h, g, q, Wh, Wg, b1, r0, r1), cfg, inplace=True)
-            torch.add(h[r0:r1], torch.addmm(b2, _rows(a), W2.t()).view(a.shape), out=out[r0:r1])
+            torch.add(h[r0:r1], _linear(_rows(a), W2, b2).view(a.shape), out=out[r0:r1])
         ctx.save_for_backward(h, g, q, Wh, Wg, b1, W2, b2)
         ctx.cfg = cfg
         return out
@@ -71,11 +71,11 @@ class _NodeUpdate(torch.autograd.Function):
             a = _act(z, cfg)
             go = _rows(gO[r0:r1])
             gW2.addmm_(go.t(), _rows(a))
-            gb2 += go.sum(0)
+            gb2 += _colsum(go)
             gz = _act_backward(go @ W2, _rows(z), cfg)
             gWh.addmm_(gz.t(), _rows(h[r0:r1]))
             gWg.addmm_(gz.t(), _rows(g[r0:r1]))
-            gb1 += gz.sum(0)
+            gb1 += _colsum(gz)
             torch.addmm(go, gz, Wh, out=_rows(gh[r0:r1]))
             if gg is not None:
                 torch.mm(gz, Wg, out=_rows(gg[r0:r1]))
