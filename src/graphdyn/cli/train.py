@@ -29,8 +29,8 @@ def train_command(
     cfg = load_config(config, overrides)
     result = train(cfg, quiet=quiet)
     test = result.metrics.get("test")
-    typer.echo(f"run folder: {result.run_dir}")
-    if test:
+    if test:  # only the first process of a multi-process run evaluates and reports
+        typer.echo(f"run folder: {result.run_dir}")
         typer.echo(f"test MSE ({result.simulator.target}): {test['target_mse']:.6g}   next-position MSE: {test['pos_mse']:.6g}")
         roll = result.metrics.get("rollout", {})
         if "final_mse_mean" in roll:

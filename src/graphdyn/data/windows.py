@@ -177,8 +177,8 @@ class WindowLoader:
     """Iterate a :class:`WindowDataset` in dense batches.
 
     Shuffling is seeded and re-drawn every epoch. Under ``torch.distributed`` each process
-    takes every ``world_size``-th batch of the same permutation, so processes see disjoint
-    data without a sampler.
+    takes every ``world_size``-th sample of the same permutation (padded by wrapping round to
+    equal shares), so processes see disjoint data and run the same number of steps.
     """
 
     def __init__(
@@ -204,14 +204,21 @@ class WindowLoader:
             return torch.distributed.get_rank(), torch.distributed.get_world_size()
         return 0, 1
 
-    def _n_batches_total(self) -> int:
-        n = len(self.dataset)
-        return n // self.batch_size if self.drop_last else math.ceil(n / self.batch_size)
+    def _shard(self, order: np.ndarray) -> np.ndarray:
+        """This process's share of ``order``: every rank gets the same number of samples
+        (the order is wrapped round to a multiple of the world size, as PyTorch's
+        DistributedSampler does), so all ranks run the same number of steps."""
+        rank, world = self._rank_world()
+        if world == 1:
+            return order
+        per_rank = math.ceil(len(order) / world)
+        return np.resize(order, per_rank * world)[rank::world]
+
+    def _n_batches(self, n_local: int) -> int:
+        return n_local // self.batch_size if self.drop_last else math.ceil(n_local / self.batch_size)
 
     def __len__(self) -> int:
-        rank, world = self._rank_world()
-        total = self._n_batches_total()
-        return total // world if world > 1 else total
+        return self._n_batches(len(self._shard(np.arange(len(self.dataset)))))
 
     def __iter__(self) -> Iterator[Batch]:
         n = len(self.dataset)
@@ -220,8 +227,6 @@ class WindowLoader:
         else:
             order = np.arange(n)
         self.epoch += 1
-        rank, world = self._rank_world()
-        n_batches = len(self)
-        for b in range(n_batches):
-            k = b * world + rank
-            yield self.dataset.batch(order[k * self.batch_size : (k + 1) * self.batch_size])
+        order = self._shard(order)
+        for b in range(self._n_batches(len(order))):
+            yield self.dataset.batch(order[b * self.batch_size : (b + 1) * self.batch_size])

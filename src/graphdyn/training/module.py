@@ -65,8 +65,8 @@ class DynamicsModule(pl.LightningModule):
         loss = self.simulator.loss(batch)
         x_next, _ = self.simulator.step(batch)
         pos = torch.mean((x_next - batch.target_x) ** 2)
-        self.log(f"{prefix}_loss", loss, on_step=False, on_epoch=True, batch_size=batch.batch_size, prog_bar=prefix == "val")
-        self.log(f"{prefix}_pos_mse", pos, on_step=False, on_epoch=True, batch_size=batch.batch_size)
+        self.log(f"{prefix}_loss", loss, on_step=False, on_epoch=True, batch_size=batch.batch_size, prog_bar=prefix == "val", sync_dist=True)
+        self.log(f"{prefix}_pos_mse", pos, on_step=False, on_epoch=True, batch_size=batch.batch_size, sync_dist=True)
 
     def validation_step(self, batch: Batch, batch_idx: int) -> None:
         self._eval_step(batch, "val")

@@ -15,6 +15,7 @@ overwrite each other) holding::
 from __future__ import annotations
 
 import logging
+import os
 import secrets
 import time
 import warnings
@@ -104,11 +105,20 @@ def prepare(config: RunConfig) -> Prepared:
     return Prepared(config, splits, simulator, meta)
 
 
+RUN_DIR_ENV = "GRAPHDYN_RUN_DIR"
+
+
 def new_run_dir(config: RunConfig) -> Path:
+    """A new, unique run folder. Under multi-process training (DDP) the processes that
+    Lightning launches inherit the first process's folder through ``GRAPHDYN_RUN_DIR``."""
+    inherited = os.environ.get(RUN_DIR_ENV)
+    if inherited and os.environ.get("LOCAL_RANK", "0") != "0":
+        return Path(inherited)
     name = config.name or f"{config.model.name}-{config.data.source}"
     stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
     path = Path(config.output_dir) / f"{name}-{stamp}-{secrets.token_hex(2)}"
     path.mkdir(parents=True, exist_ok=False)
+    os.environ[RUN_DIR_ENV] = str(path)
     return path
 
 
@@ -243,7 +253,8 @@ def train(config: RunConfig, *, quiet: bool = False) -> RunResult:
     """Run a whole training job; returns the run folder, the trained simulator and metrics."""
     prep = prepare(config)
     run_dir = new_run_dir(prep.config)
-    write_text(run_dir / "config.yaml", yaml.safe_dump(prep.meta["config"], sort_keys=False))
+    if not (run_dir / "config.yaml").exists():
+        write_text(run_dir / "config.yaml", yaml.safe_dump(prep.meta["config"], sort_keys=False))
     fit_metrics = fit(prep, run_dir, quiet=quiet)
     if not fit_metrics.pop("is_global_zero"):
         return RunResult(run_dir, prep.simulator, prep.splits, {"fit": fit_metrics}, None)
