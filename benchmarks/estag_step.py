@@ -20,6 +20,7 @@ Usage::
 
     python benchmarks/estag_step.py                       # all cases, 1 and 2 threads
     python benchmarks/estag_step.py --cases aspirin --threads 2 --json out.json
+    python benchmarks/estag_step.py --unfused                # the plain-autograd baseline
 """
 
 from __future__ import annotations
@@ -118,10 +119,14 @@ def make_case(case: str):
     return model, batch
 
 
-def run_one(case: str, threads: int, steps: int, warmup: int) -> dict:
+def run_one(case: str, threads: int, steps: int, warmup: int, unfused: bool = False) -> dict:
     """Time ``steps`` training steps of one case in this process."""
     torch.set_num_threads(threads)
     model, batch = make_case(case)
+    if unfused:  # plain autograd everywhere: the implementation before the fused ops
+        for block in model.layers:
+            for module in block.values():
+                module.fused = False
     lr = 5e-5 if case.startswith("adk") else 5e-3
     opt = torch.optim.Adam(model.parameters(), lr=lr, weight_decay=1e-12, fused=True)
 
@@ -144,6 +149,7 @@ def run_one(case: str, threads: int, steps: int, warmup: int) -> dict:
     return {
         "case": case,
         "threads": threads,
+        "fused": not unfused,
         "nodes": int(batch.x.shape[2]),
         "edges": int(batch.edge_index.shape[1]),
         "steps": steps,
@@ -170,24 +176,28 @@ def main() -> None:
     ap.add_argument("--threads", nargs="+", type=int, default=[1, 2])
     ap.add_argument("--steps", type=int, default=None, help="timed steps (default 30 aspirin, 7 AdK)")
     ap.add_argument("--warmup", type=int, default=3)
+    ap.add_argument("--unfused", action="store_true", help="plain autograd instead of the fused ops (the baseline)")
     ap.add_argument("--json", default=None, help="also write the results to this JSON file")
     ap.add_argument("--child", nargs=2, metavar=("CASE", "THREADS"), help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.child:
         case = args.child[0]
         steps = args.steps or (30 if case == "aspirin" else 7)
-        print(json.dumps(run_one(case, int(args.child[1]), steps, args.warmup)))
+        print(json.dumps(run_one(case, int(args.child[1]), steps, args.warmup, args.unfused)))
         return
     info = machine()
     print(f"machine: {info['cpu']}, {info['logical_cpus']} logical CPUs, torch {info['torch']}, Python {info['python']}")
     print("command:", " ".join([os.path.basename(sys.executable)] + sys.argv))
-    print(f"B={B} T={T} H={H} L={L} float32; one step = forward + backward + Adam; memory = ru_maxrss growth")
+    print(f"B={B} T={T} H={H} L={L} float32, {'plain autograd' if args.unfused else 'fused ops'}; one step = forward + backward + Adam;"
+          " memory = ru_maxrss growth")
     results = []
     for case in args.cases:
         for threads in args.threads:
             cmd = [sys.executable, os.path.abspath(__file__), "--child", case, str(threads), "--warmup", str(args.warmup)]
             if args.steps:
                 cmd += ["--steps", str(args.steps)]
+            if args.unfused:
+                cmd += ["--unfused"]
             out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
             r = json.loads(out.strip().splitlines()[-1])
             results.append(r)
@@ -196,7 +206,9 @@ def main() -> None:
     if args.json:
         from graphdyn.io import write_json
 
-        write_json(args.json, {"machine": info, "command": sys.argv, "B": B, "T": T, "H": H, "L": L, "results": results})
+        write_json(args.json, {"machine": info, "command": sys.argv, "B": B, "T": T, "H": H, "L": L, "fused": not args.unfused,
+                               "memory_method": "ru_maxrss growth from before the first step to after the last, fresh process per case",
+                               "results": results})
 
 
 if __name__ == "__main__":

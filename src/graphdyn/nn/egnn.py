@@ -27,7 +27,9 @@ axis just before the feature axis)::
     -> (h [..., N, H], x like the input)
 
 The same layer also runs node-major, ``h [N, ..., H]`` with ``node_dim=0``: gathers and
-scatters then move contiguous blocks, which is several times faster on CPU.
+scatters then move contiguous blocks, which is several times faster on CPU. Node-major, the
+per-edge part and the node update run as chunked autograd ops (``fused``, on by default; see
+:mod:`graphdyn.nn.egnn_fused`) that bound the memory a training step needs for edge-sized intermediates.
 """
 
 from __future__ import annotations
