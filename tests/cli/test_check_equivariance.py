@@ -2,24 +2,15 @@
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import pytest
 import torch
 
-from graphdyn.cli.app import main
 
 SPRINGS_3D = {"n_masses": 4, "dim": 3, "graph": "ring", "n_train": 6, "n_val": 3, "n_test": 5}
 
 
-def run_cli(monkeypatch, capsys, *args: str) -> tuple[int, str, str]:
-    monkeypatch.setattr(sys, "argv", ["graphdyn", *args])
-    monkeypatch.setenv("COLUMNS", "160")  # rich: one table row per line
-    with pytest.raises(SystemExit) as exc:
-        main()
-    out = capsys.readouterr()
-    return int(exc.value.code or 0), out.out, out.err
 
 
 def make_checkpoint(tmp_path: Path, model: str, params: dict, T: int = 2) -> Path:
@@ -38,43 +29,43 @@ def make_checkpoint(tmp_path: Path, model: str, params: dict, T: int = 2) -> Pat
     return save_checkpoint(tmp_path / f"{model}.pt", prep.simulator, prep.meta)
 
 
-def test_equivariant_checkpoint_passes(tmp_path, monkeypatch, capsys):
+def test_equivariant_checkpoint_passes(tmp_path, run_cli):
     ckpt = make_checkpoint(tmp_path, "estag", {"hidden": 8, "layers": 1})
-    code, out, err = run_cli(monkeypatch, capsys, "check-equivariance", str(ckpt), "--steps", "3", "--batch-size", "2")
+    code, out, err = run_cli("check-equivariance", str(ckpt), "--steps", "3", "--batch-size", "2")
     assert code == 0, out + err
     for token in ("x@1", "x@3", "v@3", "x worst", "rotation", "permutation", "passed"):
         assert token in out
     assert "(" in out  # ESTAG does not declare per-frame translations: reported only
 
 
-def test_non_equivariant_checkpoint_fails_with_exit_1(tmp_path, monkeypatch, capsys):
+def test_non_equivariant_checkpoint_fails_with_exit_1(tmp_path, run_cli):
     ckpt = make_checkpoint(tmp_path, "gnn", {"hidden": 8, "target": "acceleration"}, T=1)
-    code, out, _ = run_cli(monkeypatch, capsys, "check-equivariance", str(ckpt), "--steps", "15", "--batch-size", "2")
+    code, out, _ = run_cli("check-equivariance", str(ckpt), "--steps", "15", "--batch-size", "2")
     assert code == 1
     assert "FAIL" in out and "FAILED" in out
     assert "x@15" in out and "x@03" not in out  # long rollouts show log-spaced steps
     assert "does not claim" in out
 
 
-def test_bad_input_exits_2(tmp_path, monkeypatch, capsys):
-    code, _, err = run_cli(monkeypatch, capsys, "check-equivariance", str(tmp_path / "missing.pt"))
+def test_bad_input_exits_2(tmp_path, run_cli):
+    code, _, err = run_cli("check-equivariance", str(tmp_path / "missing.pt"))
     assert code == 2 and "missing.pt" in err and "not found" in err
     garbage = tmp_path / "garbage.pt"
     garbage.write_bytes(b"not a checkpoint")
-    code, _, err = run_cli(monkeypatch, capsys, "check-equivariance", str(garbage))
+    code, _, err = run_cli("check-equivariance", str(garbage))
     assert code == 2 and "garbage.pt" in err
-    code, _, _ = run_cli(monkeypatch, capsys, "check-equivariance", str(garbage), "--steps", "0")
+    code, _, _ = run_cli("check-equivariance", str(garbage), "--steps", "0")
     assert code == 2
 
 
-def test_checkpoint_from_graphdyn_train(tmp_path, monkeypatch, capsys):
+def test_checkpoint_from_graphdyn_train(tmp_path, run_cli):
     """End to end: a one-epoch `graphdyn train` run, then its model.pt is checked."""
     code, out, err = run_cli(
-        monkeypatch, capsys, "train", "--model", "estag", "--dataset", "springs", "--epochs", "1", "--output-dir", str(tmp_path), "--quiet",
+        "train", "--model", "estag", "--dataset", "springs", "--epochs", "1", "--output-dir", str(tmp_path), "--quiet",
         *[f"--set=data.options.{k}={v}" for k, v in SPRINGS_3D.items()],
         "--set=data.T=2", "--set=model.params.hidden=8", "--set=eval.rollout_steps=2", "--set=training.batch_size=4",
     )
     assert code == 0, out + err
     ckpt = next(tmp_path.glob("*/model.pt"))
-    code, out, err = run_cli(monkeypatch, capsys, "check-equivariance", str(ckpt), "--steps", "2")
+    code, out, err = run_cli("check-equivariance", str(ckpt), "--steps", "2")
     assert code == 0, out + err

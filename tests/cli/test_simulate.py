@@ -2,27 +2,19 @@
 
 from __future__ import annotations
 
-import sys
 
 import numpy as np
 import pytest
 import torch
 from typer.testing import CliRunner
 
-from graphdyn.cli.app import app, main
+from graphdyn.cli.app import app
 from graphdyn.data.trajectory import Trajectory
 from graphdyn.physics import dynamics_from_metadata
 
 runner = CliRunner()
 
 
-def run_cli(monkeypatch, capsys, *args: str) -> tuple[int, str, str]:
-    """Run the real entry point (errors become one line and exit code 2 there)."""
-    monkeypatch.setattr(sys, "argv", ["graphdyn", *args])
-    with pytest.raises(SystemExit) as exc:
-        main()
-    out = capsys.readouterr()
-    return int(exc.value.code or 0), out.out, out.err
 
 
 def test_springs_defaults_write_the_notebook_snapshots(tmp_path):
@@ -97,14 +89,14 @@ def test_molecule_command_is_registered():
         (["--runs", "0"], "--runs"),
     ],
 )
-def test_bad_option_value_is_one_line_and_exit_code_2(monkeypatch, capsys, tmp_path, args, flag):
+def test_bad_option_value_is_one_line_and_exit_code_2(run_cli, tmp_path, args, flag):
     out = tmp_path / "bad.npz"
-    code, stdout, stderr = run_cli(monkeypatch, capsys, "simulate", "springs", "--out", str(out), *args)
+    code, stdout, stderr = run_cli("simulate", "springs", "--out", str(out), *args)
     assert code == 2
     assert stderr.count("\n") == 1 and stderr.startswith("graphdyn: error:") and flag in stderr
     assert not out.exists() and not list(tmp_path.iterdir())  # nothing half-written
 
 
-def test_bad_output_name(monkeypatch, capsys, tmp_path):
-    code, _, stderr = run_cli(monkeypatch, capsys, "simulate", "charged", "--out", str(tmp_path / "x.txt"))
+def test_bad_output_name(run_cli, tmp_path):
+    code, _, stderr = run_cli("simulate", "charged", "--out", str(tmp_path / "x.txt"))
     assert code == 2 and ".npz" in stderr and stderr.count("\n") == 1
