@@ -82,39 +82,33 @@ class SpringsOptions(SimulatedOptions):
     rest_length: Numbers = Field(0.0, description="rest length, one number or one per spring")
 
 
-class ChargedOptions(SimulatedOptions):
+class NBodyOptions(SimulatedOptions):
+    """What the n-body systems share: 5 particles in 3-D, Verlet at dt 0.001, every 10th step."""
+
+    n_particles: int = Field(5, ge=2)
+    dim: Literal[1, 2, 3] = 3
+    m: Numbers = 1.0
+    softening: float = Field(0.1, ge=0)
+    dt: float = Field(0.001, gt=0)
+    integrator: Literal["semi_implicit_euler", "velocity_verlet"] = "velocity_verlet"
+    mode: Literal["snapshots", "trajectory"] = "trajectory"
+    record_every: int = Field(10, ge=1)
+    pos_std: float = Field(1.0, ge=0)
+    vel_std: float = Field(0.5, ge=0)
+    zero_momentum: bool = True
+
+
+class ChargedOptions(NBodyOptions):
     """Charged particles (Coulomb), 3-D by default."""
 
-    n_particles: int = Field(5, ge=2)
-    dim: Literal[1, 2, 3] = 3
     charges: list[float] | None = Field(None, description="charges, setting n_particles (default: random ±1 from the seed)")
-    m: Numbers = 1.0
     coulomb_k: float = 1.0
-    softening: float = Field(0.1, ge=0)
-    dt: float = Field(0.001, gt=0)
-    integrator: Literal["semi_implicit_euler", "velocity_verlet"] = "velocity_verlet"
-    mode: Literal["snapshots", "trajectory"] = "trajectory"
-    record_every: int = Field(10, ge=1)
-    pos_std: float = Field(1.0, ge=0)
-    vel_std: float = Field(0.5, ge=0)
-    zero_momentum: bool = True
 
 
-class GravityOptions(SimulatedOptions):
+class GravityOptions(NBodyOptions):
     """Gravitating bodies, 3-D by default."""
 
-    n_particles: int = Field(5, ge=2)
-    dim: Literal[1, 2, 3] = 3
-    m: Numbers = 1.0
     G: float = Field(1.0, gt=0)
-    softening: float = Field(0.1, ge=0)
-    dt: float = Field(0.001, gt=0)
-    integrator: Literal["semi_implicit_euler", "velocity_verlet"] = "velocity_verlet"
-    mode: Literal["snapshots", "trajectory"] = "trajectory"
-    record_every: int = Field(10, ge=1)
-    pos_std: float = Field(1.0, ge=0)
-    vel_std: float = Field(0.5, ge=0)
-    zero_momentum: bool = True
 
 
 OPTIONS: dict[str, type[SimulatedOptions]] = {"springs": SpringsOptions, "charged": ChargedOptions, "gravity": GravityOptions}
