@@ -29,6 +29,7 @@ from pydantic import BaseModel, ConfigDict
 from torch import nn
 
 from graphdyn.data.windows import Batch
+from graphdyn.errors import GraphdynError
 
 TARGETS = ("position", "displacement", "velocity_change", "acceleration")
 #: what an equivariant model's output respects unless it declares ``symmetries``: E(n) x S_N
@@ -53,6 +54,17 @@ class DataInfo:
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+
+def single_frame_symmetries(info: DataInfo, frame: int) -> tuple[str, ...]:
+    """Symmetries of a model that reads only observed frame ``frame`` (Python indexing).
+
+    Reading the last frame, its output moves with that frame's own shift, so it also respects
+    a different translation per frame. Raises GraphdynError when ``frame`` is out of range.
+    """
+    if not -info.T <= frame < info.T:
+        raise GraphdynError(f"frame {frame} is outside the {info.T} observed frames", field="model.params.frame")
+    return (*DEFAULT_SYMMETRIES, "frame_translation") if frame % info.T == info.T - 1 else DEFAULT_SYMMETRIES
 
 
 class Params(BaseModel):

@@ -14,8 +14,7 @@ import torch
 from torch import nn
 
 from graphdyn.data.windows import Batch
-from graphdyn.errors import GraphdynError
-from graphdyn.models.base import DEFAULT_SYMMETRIES, DataInfo, DynamicsModel, Params
+from graphdyn.models.base import single_frame_symmetries, DataInfo, DynamicsModel, Params
 
 
 class CopyLastParams(Params):
@@ -31,11 +30,7 @@ class CopyLast(DynamicsModel):
 
     def __init__(self, info: DataInfo, params: CopyLastParams):
         super().__init__(info, params)
-        if not -info.T <= params.frame < info.T:
-            raise GraphdynError(f"frame {params.frame} is outside the {info.T} observed frames", field="model.params.frame")
-        if params.frame % info.T == info.T - 1:
-            # reading only the last frame, the output moves with that frame's own shift
-            self.symmetries = (*DEFAULT_SYMMETRIES, "frame_translation")
+        self.symmetries = single_frame_symmetries(info, params.frame)
         self.anchor = nn.Parameter(torch.zeros(()))
 
     def forward(self, batch: Batch) -> torch.Tensor:

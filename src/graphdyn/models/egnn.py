@@ -23,7 +23,7 @@ from torch import nn
 
 from graphdyn.data.windows import Batch
 from graphdyn.errors import GraphdynError
-from graphdyn.models.base import DEFAULT_SYMMETRIES, DataInfo, DynamicsModel, Params
+from graphdyn.models.base import single_frame_symmetries, DataInfo, DynamicsModel, Params
 from graphdyn.nn.egnn import EGNNLayer
 
 
@@ -48,11 +48,7 @@ class EGNN(DynamicsModel):
 
     def __init__(self, info: DataInfo, params: EGNNParams):
         super().__init__(info, params)
-        if not -info.T <= params.frame < info.T:
-            raise GraphdynError(f"frame {params.frame} is outside the {info.T} observed frames", field="model.params.frame")
-        if params.frame % info.T == info.T - 1:
-            # reading only the last frame, the output moves with that frame's own shift
-            self.symmetries = (*DEFAULT_SYMMETRIES, "frame_translation")
+        self.symmetries = single_frame_symmetries(info, params.frame)
         if params.unit_vectors and info.channels is not None:
             raise GraphdynError("unit_vectors applies to single-channel data only", field="model.params.unit_vectors")
         act = params.act or ("leaky_relu" if info.channels is not None else "silu")
