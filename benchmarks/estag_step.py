@@ -137,6 +137,7 @@ def run_one(case: str, threads: int, steps: int, warmup: int, unfused: bool = Fa
         opt.step()
         return float(loss)
 
+    load0 = os.getloadavg()[0]
     rss0 = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     for _ in range(warmup):
         step()
@@ -156,6 +157,9 @@ def run_one(case: str, threads: int, steps: int, warmup: int, unfused: bool = Fa
         "median_ms": 1e3 * statistics.median(times),
         "min_ms": 1e3 * min(times),
         "peak_rss_growth_mib": (rss1 - rss0) / 1024.0,  # ru_maxrss is in KiB on Linux
+        # 1-minute load average before and after: other processes on the machine skew timings
+        "load_before": load0,
+        "load_after": os.getloadavg()[0],
     }
 
 
@@ -202,7 +206,8 @@ def main() -> None:
             r = json.loads(out.strip().splitlines()[-1])
             results.append(r)
             print(f"{case:8s} N={r['nodes']:4d} E={r['edges']:5d} threads={threads}: median {r['median_ms']:9.1f} ms"
-                  f"  min {r['min_ms']:9.1f} ms  peak memory +{r['peak_rss_growth_mib']:.0f} MiB", flush=True)
+                  f"  min {r['min_ms']:9.1f} ms  peak memory +{r['peak_rss_growth_mib']:.0f} MiB"
+                  f"  (load {r['load_before']:.1f} -> {r['load_after']:.1f})", flush=True)
     if args.json:
         from graphdyn.io import write_json
 
