@@ -32,6 +32,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
+from torch.autograd.function import once_differentiable
 
 from graphdyn.nn.egnn_fused import ACTS, EdgeConfig, _act, _act_backward, _colsum, _linear, _rows
 
@@ -124,6 +125,7 @@ class _TemporalAttention(torch.autograd.Function):
         return h_out, x_out
 
     @staticmethod
+    @once_differentiable
     def backward(ctx, gH, gX):
         h, x, W1, b1, W2, b2, Wc1, bc1, Wc2 = ctx.saved_tensors
         cfg: AttentionConfig = ctx.cfg

@@ -34,7 +34,8 @@ Backward, per edge (``act'`` evaluated at the saved pre-activation; ``g`` = inco
            | (g_G + g_G^T) d + diag(phi) g_t,  g_G from the normalised Gram (multi-channel)
     g_x    = index_add(g_d at i) - index_add(g_d at j)
 
-Weight gradients are sums over edges of outer products, accumulated chunk by chunk.
+Weight gradients are sums over edges of outer products, accumulated chunk by chunk. First-order
+only: a double backward raises (use the layer's ``fused=False`` for higher derivatives).
 """
 
 from __future__ import annotations
@@ -42,6 +43,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
+from torch.autograd.function import once_differentiable
 import torch.nn.functional as F
 
 # rows (edges x batch entries) per chunk: eight [rows, 16] float32 tensors of this size fit in
@@ -191,6 +193,7 @@ class _EGNNEdges(torch.autograd.Function):
         return agg_m, agg_t
 
     @staticmethod
+    @once_differentiable
     def backward(ctx, G_m, G_t):
         P, S, x, Q, Wr, W2, b2, Wc1, bc1, Wc2, i, j = ctx.saved_tensors
         cfg: EdgeConfig = ctx.cfg

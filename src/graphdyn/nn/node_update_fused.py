@@ -21,6 +21,7 @@ read back in the backward pass; chunked, the forward keeps nothing and the backw
 from __future__ import annotations
 
 import torch
+from torch.autograd.function import once_differentiable
 
 from graphdyn.nn.egnn_fused import ACTS, EdgeConfig, _act, _act_backward, _colsum, _linear, _rows, _sum_to
 
@@ -56,6 +57,7 @@ class _NodeUpdate(torch.autograd.Function):
         return out
 
     @staticmethod
+    @once_differentiable
     def backward(ctx, gO):
         h, g, q, Wh, Wg, b1, W2, b2 = ctx.saved_tensors
         cfg: EdgeConfig = ctx.cfg
