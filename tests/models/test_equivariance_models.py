@@ -124,3 +124,15 @@ def test_one_frame_models_move_with_the_frame_they_read(name):
         else:
             with pytest.raises(AssertionError, match="frame_translation"):
                 assert_equivariant(model, batch, n_trials=1, transforms=("frame_translation",))
+
+
+def test_estag_declares_its_edft_features_to_the_checker():
+    """assert_equivariant reports ESTAG's EDFT features (checked under per-frame shifts too)."""
+    from graphdyn.models.estag import ESTAG, ESTAGParams
+
+    batch = ring_batch(None)
+    info = DataInfo(dim=3, channels=None, node_attr_dim=2, edge_attr_dim=2, T=T, n_nodes=N, has_velocities=True)
+    report = assert_equivariant(ESTAG(info, ESTAGParams()), batch, n_trials=1)
+    assert {"feature edft.A", "feature edft.c"} <= set(report.outputs)
+    frame_shift = [d for d in report.deviations if d.output.startswith("feature edft") and d.transform == "frame_translation"]
+    assert frame_shift and all(d.asserted and d.max_abs < 1e-10 for d in frame_shift)

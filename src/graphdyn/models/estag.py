@@ -104,6 +104,16 @@ class ESTAG(DynamicsModel):
             self.layers.append(block)
         self.pool = TemporalPooling(T, params.pooling)
 
+    def invariant_features(self, batch: Batch) -> dict[str, tuple[torch.Tensor, str]]:
+        """EDFT's edge and node features, which must ignore rotations, reflections, node
+        permutations and even a different translation of every frame (spec section 2.8);
+        :func:`graphdyn.testing.assert_equivariant` checks them on every call."""
+        if self.edft is None:
+            return {}
+        trace: dict[str, torch.Tensor] = {}
+        self.run(batch.x, batch.node_attr, batch.edge_index, batch.edge_attr, trace=trace)
+        return {"edft.A": (trace["edft.A"], "edge"), "edft.c": (trace["edft.c"], "node")}
+
     def forward(self, batch: Batch) -> torch.Tensor:
         return self.run(batch.x, batch.node_attr, batch.edge_index, batch.edge_attr)
 
