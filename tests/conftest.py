@@ -1,4 +1,4 @@
-"""Shared test fixtures: seeded RNG, a tiny spring-chain trajectory, a clean working folder."""
+"""Shared test fixtures: one torch thread, seeded RNGs, a tiny spring-chain trajectory."""
 
 from __future__ import annotations
 
@@ -7,31 +7,16 @@ import pytest
 import torch
 
 from graphdyn import Trajectory
+from spring_chain import notebook_snapshots
 
 # The suite's tensors are tiny: one thread is faster than two, and immune to a busy machine.
 torch.set_num_threads(1)
-
-CHAIN3_EDGES = np.array([[1, 0, 2, 1], [0, 1, 1, 2]])  # receiver row, sender row: 0-1 and 1-2 both ways
 
 
 @pytest.fixture(autouse=True)
 def _seed():
     torch.manual_seed(0)
     np.random.seed(0)
-
-
-def notebook_snapshots(n: int, seed: int = 0, dt: float = 0.01) -> Trajectory:
-    """The notebook's random snapshots, written out with its explicit formulas (k = m = 1)."""
-    rng = np.random.default_rng(seed)
-    x = rng.normal(0, 0.5, (n, 1, 3, 1))
-    v = rng.normal(0, 0.3, (n, 1, 3, 1))
-    f = np.zeros_like(x)
-    f[:, :, 0] = -(x[:, :, 0] - x[:, :, 1])
-    f[:, :, 1] = -(x[:, :, 1] - x[:, :, 0]) - (x[:, :, 1] - x[:, :, 2])
-    f[:, :, 2] = -(x[:, :, 2] - x[:, :, 1])
-    v1 = v + f * dt
-    x1 = x + v1 * dt
-    return Trajectory(positions=np.concatenate([x, x1], 1), velocities=np.concatenate([v, v1], 1), edge_index=CHAIN3_EDGES, dt=dt)
 
 
 @pytest.fixture

@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import CHAIN3_EDGES, notebook_snapshots
+from spring_chain import CHAIN3_EDGES, notebook_snapshots
 from graphdyn import Trajectory, WindowDataset
 from graphdyn.data.registry import DataSplits
 from graphdyn.evaluation.rollout import rollout_test

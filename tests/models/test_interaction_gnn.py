@@ -1,7 +1,7 @@
 import numpy as np
 import torch
 
-from conftest import notebook_snapshots
+from spring_chain import notebook_snapshots
 from graphdyn import WindowDataset
 from graphdyn.data.windows import WindowLoader
 from graphdyn.models import DataInfo, build_model

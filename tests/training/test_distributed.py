@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import notebook_snapshots
+from spring_chain import notebook_snapshots
 from graphdyn import WindowDataset
 from graphdyn.data.windows import WindowLoader
 
