@@ -115,8 +115,11 @@ class WindowDataset:
         if len(starts) and (starts[:, 1].max() + span >= traj.n_frames or starts.min() < 0 or starts[:, 0].max() >= traj.n_runs):
             raise GraphdynError("a window start lies outside the trajectory", field="starts")
         self.starts = starts
-        self._pos = torch.as_tensor(traj.positions, dtype=dtype)
-        self._vel = None if traj.velocities is None else torch.as_tensor(traj.velocities, dtype=dtype)
+        # Frames of all runs in one axis, [R * F, N, ...]: a batch is then one index_select of
+        # flat frame numbers, cheaper than indexing run and frame axes together.
+        node_shape = traj.positions.shape[2:]
+        self._pos = torch.as_tensor(traj.positions, dtype=dtype).reshape(-1, *node_shape)
+        self._vel = None if traj.velocities is None else torch.as_tensor(traj.velocities, dtype=dtype).reshape(-1, *node_shape)
         self._node_attr = torch.as_tensor(traj.node_attr, dtype=dtype)
         self._edge_index = torch.as_tensor(traj.edge_index, dtype=torch.long)
         self._edge_attr = None if traj.edge_attr is None else torch.as_tensor(traj.edge_attr, dtype=dtype)
@@ -152,12 +155,12 @@ class WindowDataset:
 
     def batch(self, idx: np.ndarray | torch.Tensor | slice | None = None) -> Batch:
         """Gather windows ``idx`` (all when None) into one dense batch."""
-        starts = torch.as_tensor(self.starts if idx is None else self.starts[idx])
-        run = starts[:, 0:1]
-        frames = starts[:, 1:2] + self._offsets  # [B, T+1]
-        window = self._pos[run, frames]  # [B, T+1, N, ...]
-        vel = None if self._vel is None else self._vel[run, frames]
-        B = window.shape[0]
+        starts = self.starts if idx is None else self.starts[idx]
+        first = torch.as_tensor(starts[:, 0] * self.traj.n_frames + starts[:, 1])  # flat frame number
+        flat = (first[:, None] + self._offsets).reshape(-1)  # [B * (T+1)]
+        B = len(first)
+        window = self._pos.index_select(0, flat).view(B, self.T + 1, *self._pos.shape[1:])  # [B, T+1, N, ...]
+        vel = None if self._vel is None else self._vel.index_select(0, flat).view(window.shape)
         return Batch(
             x=window[:, : self.T],
             target_x=window[:, self.T],
