@@ -40,11 +40,18 @@ class LearnedSimulator(nn.Module):
         if model.target not in TARGETS:
             raise GraphdynError(f"model target {model.target!r} is not one of {TARGETS}")
         self.model = model
-        self.register_buffer("target_scale", torch.tensor(1.0 if target_scale is None else float(target_scale)))
+        dtype = next(model.parameters(), torch.empty(0)).dtype  # follow a model already cast, e.g. .double()
+        self.register_buffer("target_scale", torch.tensor(1.0 if target_scale is None else float(target_scale), dtype=dtype))
 
     @property
     def target(self) -> str:
         return self.model.target
+
+    @property
+    def dtype(self) -> torch.dtype:
+        """Floating dtype of the simulator (its always-present ``target_scale`` buffer follows
+        ``.double()`` and friends, even for a model without parameters)."""
+        return self.target_scale.dtype
 
     # ----------------------------------------------------------------- training
     def training_target(self, batch: Batch) -> torch.Tensor:

@@ -17,7 +17,7 @@ from graphdyn.simulator import LearnedSimulator
 def test_metrics(simulator: LearnedSimulator, dataset: WindowDataset, batch_size: int = 2000, device: torch.device | str = "cpu") -> dict[str, float]:
     """``{"target_mse", "pos_mse", "samples"}`` over all windows of ``dataset``."""
     simulator.eval()
-    dtype = next(iter(simulator.parameters()), torch.empty(0)).dtype if any(True for _ in simulator.parameters()) else torch.float32
+    dtype = simulator.dtype
     total_target = total_pos = 0.0
     count = 0
     for start in range(0, len(dataset), batch_size):

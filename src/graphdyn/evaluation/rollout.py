@@ -80,7 +80,7 @@ def rollout_test(simulator: LearnedSimulator, splits: DataSplits, steps: int, n_
     """Roll ``simulator`` out for ``steps`` strides from ``n_starts`` test windows."""
     test = splits.test
     simulator.eval()
-    dtype = next(simulator.parameters()).dtype if any(True for _ in simulator.parameters()) else torch.float32
+    dtype = simulator.dtype
     dyn = splits.dynamics
     if dyn is not None:
         idx = _start_indices(len(test), n_starts)
