@@ -43,7 +43,7 @@ import numpy as np
 from pydantic import Field, model_validator
 
 from graphdyn.data.cache import cache_key, data_dir, file_sha256, load_or_build
-from graphdyn.data.registry import Fractions, DataSplits, Options, Window, parse_options
+from graphdyn.data.registry import SPLIT_NAMES, DataSplits, Fractions, Options, Window, parse_options, window_summary
 from graphdyn.data.trajectory import Trajectory
 from graphdyn.data.windows import WindowDataset
 from graphdyn.errors import GraphdynError
@@ -54,7 +54,6 @@ PAPER_DELTA = 5
 PAPER_FRACTIONS = (0.6, 0.2, 0.2)
 CONTACT_CUTOFF = 6.0
 BACKBONE = ("N", "CA", "C", "O")
-SPLIT_NAMES = ("train", "val", "test")
 SHIPPED_NOTE = (
     "MDAnalysisTests' AdK DIMS transition runs (adk_dims.dcd, adk_dims2.dcd, ~100 frames each), "
     "not the paper's 4187-frame equilibrium run (MDAnalysisData adk_equilibrium)"
@@ -415,16 +414,7 @@ def build_adk(options: dict[str, Any], window: Window, seed: int) -> DataSplits:
         "trajectories": traj.metadata["trajectories"],
         "source_sha256": traj.metadata["source_sha256"],
         "shipped_test_files": traj.metadata["shipped_test_files"],
-        "runs": traj.n_runs,
-        "frames": traj.n_frames,
-        "nodes": traj.n_nodes,
-        "channels": traj.n_channels,
-        "edges": traj.n_edges,
-        "T": T,
-        "delta": delta,
-        "dt": traj.dt,
-        "units": dict(traj.units),
-        "samples": {name: len(ds) for name, ds in splits.items()},
+        **window_summary(splits),
         "split": {"procedure": "chronological per run", "fractions": list(opts.fractions)},
         "node_attr_source": traj.metadata["node_attr_source"],
         "cache": traj.metadata["cache"],

@@ -24,7 +24,6 @@ preparation options.
 
 from __future__ import annotations
 
-import hashlib
 import zipfile
 from pathlib import Path
 from typing import Any
@@ -33,7 +32,7 @@ import numpy as np
 from pydantic import Field, field_validator, model_validator
 
 from graphdyn.data.cache import cache_key, data_dir, file_sha256, load_or_build
-from graphdyn.data.registry import Fractions, DataSplits, Options, Window, parse_options
+from graphdyn.data.registry import SPLIT_NAMES, DataSplits, Fractions, Options, Window, parse_options, starts_digest, window_summary
 from graphdyn.data.trajectory import Trajectory
 from graphdyn.data.windows import WindowDataset
 from graphdyn.errors import GraphdynError
@@ -70,7 +69,6 @@ BOND_CUTOFF = 1.6
 #: MD17 frame spacing commonly cited for the sGDML files (unverified: not stored in them).
 ASSUMED_DT_FS = 0.5
 
-SPLIT_NAMES = ("train", "val", "test")
 
 
 class Md17Options(Options):
@@ -501,32 +499,17 @@ def build_md17(options: dict[str, Any], window: Window, seed: int) -> DataSplits
         "molecule": traj.metadata["molecule"],
         "source_file": path,
         "source_sha256": traj.metadata["source_sha256"],
-        "frames": traj.n_frames,
-        "nodes": traj.n_nodes,
-        "edges": traj.n_edges,
-        "T": T,
-        "delta": delta,
-        "dt": traj.dt,
-        "units": dict(traj.units),
-        "samples": {name: len(ds) for name, ds in splits.items()},
+        **window_summary(splits),
         "split": {
             "procedure": "paper (numpy RandomState choice without replacement)",
             "seed": opts.split_seed,
             "skip": opts.skip,
             "fractions": list(opts.fractions),
-            "starts_sha256": _starts_digest(starts),
+            "starts_sha256": starts_digest(splits),
         },
         "cache": traj.metadata["cache"],
     }
     return DataSplits("md17", splits["train"], splits["val"], splits["test"], description=description)
-
-
-def _starts_digest(starts: dict[str, np.ndarray]) -> str:
-    h = hashlib.sha256()
-    for name in SPLIT_NAMES:
-        h.update(name.encode())
-        h.update(np.ascontiguousarray(starts[name], dtype=np.int64).tobytes())
-    return h.hexdigest()[:16]
 
 
 def describe_md17(path: str | Path) -> dict[str, Any]:

@@ -48,7 +48,6 @@ against ``data_dir`` when it is given, else the working directory. No frames are
 
 from __future__ import annotations
 
-import hashlib
 from pathlib import Path
 from typing import Any, Literal
 
@@ -57,7 +56,7 @@ from pydantic import Field, model_validator
 
 from graphdyn.data.asf_amc import Skeleton, joint_positions, read_amc, read_asf, skeleton_edges
 from graphdyn.data.cache import cache_key, data_dir, file_sha256, load_or_build
-from graphdyn.data.registry import DataSplits, Options, Window, parse_options
+from graphdyn.data.registry import SPLIT_NAMES, DataSplits, Options, Window, parse_options, starts_digest
 from graphdyn.data.trajectory import Trajectory
 from graphdyn.data.windows import WindowDataset
 from graphdyn.errors import GraphdynError
@@ -70,7 +69,6 @@ PAPER_STARTS_PER_TRIAL = 100
 PAPER_SPLIT_SEED = 100
 #: CMU captures at 120 frames per second (most trials; unverified for every trial).
 FRAME_RATE = 120.0
-SPLIT_NAMES = ("train", "val", "test")
 SOURCE_URL = "http://mocap.cs.cmu.edu/subjects/{subject}/"
 
 CASES: dict[str, dict[str, Any]] = {
@@ -316,16 +314,9 @@ def build_mocap(options: dict[str, Any], window: Window, seed: int) -> DataSplit
             "start_pool": pool,
             "starts_per_trial": per_trial,
             "skip_first": skip,
-            "starts_sha256": _starts_digest(datasets),
+            "starts_sha256": starts_digest(datasets),
         },
         "preparation": "drop last frame, subtract each trial's grand mean (one scalar)",
     }
     return DataSplits("mocap", datasets["train"], datasets["val"], datasets["test"], description=description)
 
-
-def _starts_digest(datasets: dict[str, WindowDataset]) -> str:
-    h = hashlib.sha256()
-    for name in SPLIT_NAMES:
-        h.update(name.encode())
-        h.update(np.ascontiguousarray(datasets[name].starts, dtype=np.int64).tobytes())
-    return h.hexdigest()[:16]

@@ -8,10 +8,12 @@ ground truth for rollouts is obtained (a true simulator, recorded frames, or non
 
 from __future__ import annotations
 
+import hashlib
 import importlib
 from dataclasses import dataclass, field
 from typing import Annotated, Any, Callable
 
+import numpy as np
 from pydantic import AfterValidator, BaseModel, ConfigDict, ValidationError
 
 from graphdyn.data.windows import WindowDataset
@@ -27,6 +29,9 @@ _DATASETS: dict[str, str] = {
     "adk": "graphdyn.data.adk:build_adk",
     "mocap": "graphdyn.data.mocap:build_mocap",
 }
+
+
+SPLIT_NAMES = ("train", "val", "test")
 
 
 @dataclass(frozen=True)
@@ -58,6 +63,35 @@ class Options(BaseModel):
     """Base of every dataset's options class: unknown keys are an error."""
 
     model_config = ConfigDict(extra="forbid")
+
+
+def starts_digest(datasets: dict[str, WindowDataset]) -> str:
+    """SHA-256 (16 hex digits) of every split's ``(run, start)`` pairs, in split-name order:
+    a fingerprint of the split recorded in dataset descriptions."""
+    h = hashlib.sha256()
+    for name in sorted(datasets):
+        h.update(name.encode())
+        h.update(np.ascontiguousarray(datasets[name].starts, dtype=np.int64).tobytes())
+    return h.hexdigest()[:16]
+
+
+def window_summary(datasets: dict[str, WindowDataset]) -> dict[str, Any]:
+    """The shape part of a dataset description: runs, frames, nodes, channels, edges, T,
+    delta, dt, units and the number of windows per split (all splits share one trajectory)."""
+    first = next(iter(datasets.values()))
+    traj = first.traj
+    return {
+        "runs": traj.n_runs,
+        "frames": traj.n_frames,
+        "nodes": traj.n_nodes,
+        "channels": traj.n_channels,
+        "edges": traj.n_edges,
+        "T": first.T,
+        "delta": first.delta,
+        "dt": traj.dt,
+        "units": dict(traj.units),
+        "samples": {name: len(ds) for name, ds in datasets.items()},
+    }
 
 
 def _check_fractions(value: tuple[float, ...]) -> tuple[float, ...]:

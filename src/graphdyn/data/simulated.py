@@ -34,7 +34,7 @@ from typing import Any, Literal, Union
 import numpy as np
 from pydantic import Field
 
-from graphdyn.data.registry import DataSplits, Options, Window, parse_options
+from graphdyn.data.registry import SPLIT_NAMES, DataSplits, Options, Window, parse_options
 from graphdyn.data.trajectory import Trajectory
 from graphdyn.data.windows import WindowDataset
 from graphdyn.errors import GraphdynError
@@ -45,7 +45,6 @@ from graphdyn.physics.registry import dynamics_from_metadata
 from graphdyn.physics.springs import SpringSystem
 from graphdyn.physics.system import System
 
-SPLIT_NAMES = ("train", "val", "test")
 _SYSTEM_SEED_KEY = 3  # derived-seed key of the system (after train 0, val 1, test 2)
 Numbers = Union[float, list[float]]
 
