@@ -50,3 +50,15 @@ def test_loader_covers_every_window_once_per_epoch():
     first_epoch = seen
     second = torch.cat([torch.stack([b.x[:, 0, 0, 0], b.x[:, 0, 0, 1]], -1) for b in loader])
     assert not torch.equal(first_epoch, second)  # reshuffled every epoch
+
+
+def test_full_batch_loader_gathers_once_and_yields_every_window():
+    ds = WindowDataset(_tagged(), T=2)
+    loader = WindowLoader(ds, batch_size=len(ds) + 5, shuffle=True, seed=1)
+    epochs = [list(loader) for _ in range(3)]
+    assert all(len(e) == 1 for e in epochs) and len(loader) == 1
+    assert epochs[0][0] is epochs[1][0] is epochs[2][0]  # gathered once, not per epoch
+    ref = ds.batch()
+    torch.testing.assert_close(epochs[0][0].x, ref.x)
+    torch.testing.assert_close(epochs[0][0].target_x, ref.target_x)
+    assert loader.epoch == 3

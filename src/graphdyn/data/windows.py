@@ -182,6 +182,10 @@ class WindowLoader:
     Shuffling is seeded and re-drawn every epoch. Under ``torch.distributed`` each process
     takes every ``world_size``-th sample of the same permutation (padded by wrapping round to
     equal shares), so processes see disjoint data and run the same number of steps.
+
+    When one batch holds the whole dataset (full-batch training in a single process), the
+    loader gathers it once and yields that batch every epoch: shuffling would only permute its
+    rows, which leaves a mean loss and its gradient unchanged (up to summation order).
     """
 
     def __init__(
@@ -201,6 +205,7 @@ class WindowLoader:
         self.drop_last = drop_last
         self.seed = seed
         self.epoch = 0
+        self._full: Batch | None = None  # the whole dataset as one batch, when that is what every epoch yields
 
     def _rank_world(self) -> tuple[int, int]:
         if torch.distributed.is_available() and torch.distributed.is_initialized():
@@ -225,6 +230,12 @@ class WindowLoader:
 
     def __iter__(self) -> Iterator[Batch]:
         n = len(self.dataset)
+        if n and self.batch_size >= n and self._rank_world()[1] == 1:
+            self.epoch += 1
+            if self._full is None:
+                self._full = self.dataset.batch()
+            yield self._full
+            return
         if self.shuffle:
             order = np.random.default_rng((self.seed, self.epoch)).permutation(n)
         else:

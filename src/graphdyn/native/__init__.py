@@ -1,0 +1,149 @@
+"""Native CPU kernels: plain C compiled on first use, loaded with :mod:`ctypes`, optional.
+
+A few layers spend most of a training step on edge-sized intermediates (``[B, E, hidden]``
+tensors written and read back by a dozen separate PyTorch kernels). Their fused C versions
+(``*.c`` beside this file) compute the same functions edge by edge with every intermediate in
+registers. They are an *accelerator, never a requirement*:
+
+* The first call compiles the sources with the system C compiler (``$CC``, else ``cc``) as
+  ``-O3 -march=native -fno-math-errno -fopenmp`` into ``<data folder>/native/graphdyn-<key>.so`` (the data folder
+  is ``$GRAPHDYN_DATA`` or ``~/.cache/graphdyn``). ``key`` hashes the sources, the compiler,
+  the flags and the CPU's feature flags, so a changed source or another CPU builds afresh; the
+  library is written to a temporary name and renamed, so a crash leaves nothing half-written.
+  Compiling takes about a second.
+* No compiler, a failed build or ``GRAPHDYN_NATIVE=0`` leaves :func:`load` returning ``None``
+  (with one warning naming the reason, except when disabled on purpose); every caller then
+  runs its PyTorch implementation, which computes the same numbers.
+* OpenMP: the library links ``libgomp.so.1``. PyTorch has already loaded its own copy under
+  that name, so the dynamic loader reuses it and both share one thread pool. Kernels take the
+  thread count from :func:`torch.get_num_threads`.
+
+Kernels take raw pointers: callers pass contiguous CPU tensors of one dtype (float32 or
+float64; the C functions come in ``_f32`` / ``_f64`` pairs) and ``int64`` indices, and check shapes
+before the call.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import hashlib
+import os
+import shutil
+import subprocess
+import tempfile
+import threading
+import warnings
+from importlib import resources
+from pathlib import Path
+
+import torch
+
+ENV = "GRAPHDYN_NATIVE"
+FLAGS = ("-O3", "-march=native", "-fno-math-errno", "-fopenmp", "-fPIC", "-shared", "-std=c11")
+SOURCES = ("common.c", "edge_sum.c")
+# each source is written once over `real`, F(name), EXP and TANH and emitted for both dtypes
+_TYPES = (("float", "f32", "expf", "tanhf"), ("double", "f64", "exp", "tanh"))
+
+_lock = threading.Lock()
+_state: dict[str, object] = {}
+
+
+def enabled() -> bool:
+    """False when ``$GRAPHDYN_NATIVE`` is ``0``, ``false`` or ``off``."""
+    return os.environ.get(ENV, "1").strip().lower() not in {"0", "false", "off", "no"}
+
+
+def _cpu_flags() -> str:
+    try:
+        with open("/proc/cpuinfo") as f:
+            return next((line for line in f if line.startswith(("flags", "Features"))), "")
+    except OSError:
+        return ""
+
+
+def _compiler() -> str | None:
+    cc = os.environ.get("CC", "cc")
+    return shutil.which(cc)
+
+
+def _source() -> str:
+    """The sources, each emitted once per dtype (see ``_TYPES``)."""
+    body = "\n".join((resources.files(__name__) / name).read_text() for name in SOURCES)
+    return "".join(
+        f"#define real {real}\n#define F(name) name##_{sfx}\n#define EXP {exp}\n#define TANH {tanh}\n{body}\n"
+        "#undef real\n#undef F\n#undef EXP\n#undef TANH\n"
+        for real, sfx, exp, tanh in _TYPES
+    )
+
+
+def _build(out_dir: Path) -> Path:
+    """Compile the sources into ``out_dir`` (or reuse an earlier build); the library's path."""
+    cc = _compiler()
+    if cc is None:
+        raise RuntimeError(f"no C compiler ({os.environ.get('CC', 'cc')!r} not on PATH)")
+    src = _source()
+    try:
+        version = subprocess.run([cc, "--version"], capture_output=True, text=True, timeout=30).stdout.splitlines()[0]
+    except (OSError, IndexError, subprocess.SubprocessError) as e:
+        raise RuntimeError(f"{cc} --version failed: {e}") from None
+    key = hashlib.sha256("\0".join([src, cc, version, " ".join(FLAGS), _cpu_flags()]).encode()).hexdigest()[:16]
+    lib = out_dir / f"graphdyn-{key}.so"
+    if lib.exists():
+        return lib
+    out_dir.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=out_dir) as tmp:
+        c_file = Path(tmp) / "graphdyn_native.c"
+        c_file.write_text(src)
+        so = Path(tmp) / "graphdyn_native.so"
+        proc = subprocess.run([cc, *FLAGS, str(c_file), "-o", str(so), "-lm"], capture_output=True, text=True, timeout=300)
+        if proc.returncode != 0:
+            tail = (proc.stderr or proc.stdout).strip().splitlines()[-3:]
+            raise RuntimeError(f"{cc} failed: " + " | ".join(tail))
+        os.replace(so, lib)
+    return lib
+
+
+def load() -> ctypes.CDLL | None:
+    """The compiled kernels, building them on first use; ``None`` where unavailable (see the module doc)."""
+    if not enabled():
+        return None
+    with _lock:
+        if "lib" in _state:
+            return _state["lib"]  # type: ignore[return-value]
+        from graphdyn.data.cache import data_dir
+
+        lib = None
+        try:
+            try:
+                path = _build(data_dir() / "native")
+            except OSError:  # data folder not writable: build in a private temporary folder
+                path = _build(Path(tempfile.mkdtemp(prefix="graphdyn-native-")))
+            lib = ctypes.CDLL(str(path))
+        except (OSError, RuntimeError, subprocess.SubprocessError) as e:
+            warnings.warn(f"graphdyn: native kernels unavailable ({e}); using the PyTorch implementation", stacklevel=2)
+        _state["lib"] = lib
+        return lib
+
+
+def available() -> bool:
+    """Whether the native kernels are (or can be) loaded."""
+    return load() is not None
+
+
+def kernel(name: str, dtype: torch.dtype):
+    """The C function ``name`` for ``dtype`` (``_f32`` / ``_f64``), or ``None``."""
+    lib = load()
+    if lib is None or dtype not in (torch.float32, torch.float64):
+        return None
+    return getattr(lib, f"{name}_{'f32' if dtype == torch.float32 else 'f64'}")
+
+
+def call(name: str, dtype: torch.dtype, *args) -> None:
+    """Run kernel ``name`` for ``dtype``; kernels return 0, or non-zero when memory ran out."""
+    if kernel(name, dtype)(*args) != 0:
+        raise MemoryError(f"graphdyn native kernel {name}: out of memory")
+
+
+def ptr(t: torch.Tensor | None) -> ctypes.c_void_p:
+    """A tensor's data pointer for a kernel argument (``NULL`` for ``None``)."""
+    return ctypes.c_void_p(None if t is None else t.data_ptr())

@@ -1,0 +1,59 @@
+"""Building and loading the native kernels, and running without them."""
+
+import pytest
+import torch
+
+from graphdyn import native
+from graphdyn.nn.message_passing import InteractionLayer
+
+
+@pytest.fixture
+def fresh(monkeypatch, tmp_path):
+    """A clean loader state that builds into a temporary data folder."""
+    monkeypatch.setattr(native, "_state", {})
+    monkeypatch.setenv("GRAPHDYN_DATA", str(tmp_path))
+    return tmp_path
+
+
+def _layer_output():
+    torch.manual_seed(0)
+    layer = InteractionLayer(2, 1, hidden=8).double()
+    h = torch.randn(3, 4, 2, dtype=torch.float64)
+    return layer(h, torch.tensor([[0, 1, 2, 3], [1, 2, 3, 0]]))
+
+
+def test_disabled_by_environment(fresh, monkeypatch, recwarn):
+    monkeypatch.setenv(native.ENV, "0")
+    assert native.load() is None and not native.available()
+    assert not recwarn.list  # switched off on purpose: no warning
+    assert not (fresh / "native").exists()
+
+
+def test_missing_compiler_warns_once_and_layers_still_work(fresh, monkeypatch):
+    monkeypatch.setenv("CC", "graphdyn-no-such-compiler")
+    with pytest.warns(UserWarning, match="native kernels unavailable.*graphdyn-no-such-compiler"):
+        assert native.load() is None
+    out = _layer_output()  # the PyTorch path; no second warning
+    monkeypatch.setattr(native, "_state", {})
+    monkeypatch.setenv(native.ENV, "0")
+    torch.testing.assert_close(out, _layer_output())
+
+
+@pytest.mark.skipif(not native.available(), reason="no C compiler")
+def test_builds_once_into_the_data_folder(fresh):
+    assert native.load() is not None
+    libs = list((fresh / "native").glob("graphdyn-*.so"))
+    assert len(libs) == 1
+    stamp = libs[0].stat().st_mtime_ns
+    native._state.clear()
+    assert native.load() is not None  # reused, not rebuilt
+    assert libs[0].stat().st_mtime_ns == stamp
+    assert [p.name for p in (fresh / "native").iterdir()] == [libs[0].name]  # no temporary left behind
+
+
+@pytest.mark.skipif(not native.available(), reason="no C compiler")
+def test_native_and_pytorch_paths_agree(fresh, monkeypatch):
+    with_kernels = _layer_output()
+    monkeypatch.setattr(native, "_state", {})
+    monkeypatch.setenv(native.ENV, "0")
+    torch.testing.assert_close(_layer_output(), with_kernels, rtol=1e-12, atol=1e-12)
