@@ -105,3 +105,18 @@ def test_empty_edge_list():
     assert torch.all(out == 0)
     out.sum().backward()
     assert torch.all(w.grad == 0) and torch.all(h.grad == 0)
+
+
+@pytest.mark.parametrize("act", ["relu", "tanh"])
+def test_node_features_layout_is_h_sum_degree(act):
+    torch.manual_seed(4)
+    B, N, F, H = 3, 5, 2, 6
+    ei = torch.tensor([[0, 0, 1, 2, 4, 4, 4], [1, 2, 0, 0, 3, 1, 2]])  # node 3 receives nothing
+    h = torch.randn(B, N, F, dtype=torch.float64, requires_grad=True)
+    w = torch.randn(H, 2 * F, dtype=torch.float64, requires_grad=True)
+    b = torch.randn(H, dtype=torch.float64, requires_grad=True)
+    x = edge_act_sum(h, ei, w, b, act, node_features=True)
+    s = edge_act_sum(h, ei, w, b, act)
+    deg = torch.tensor([2.0, 1.0, 1.0, 0.0, 3.0], dtype=torch.float64)
+    torch.testing.assert_close(x, torch.cat([h, s, deg[None, :, None].expand(B, N, 1)], -1), rtol=0, atol=0)
+    assert torch.autograd.gradcheck(lambda h, w, b: edge_act_sum(h, ei, w, b, act, node_features=True), (h, w, b))

@@ -3,7 +3,10 @@
  * For every graph b and directed edge e = (i <- j), with D = 2F + K inputs and H outputs:
  *
  *     z_e   = W [h_bj, h_bi, a_be] + bias          (W stored transposed: Wt [D, H])
- *     S_bi += act(z_e)                              (S [B, N, H], zeroed by the caller)
+ *     S_bi += act(z_e)                              (S [B, N, H])
+ *
+ * With node features (nf) the output rows are [h_bi, S_bi, deg_i] ([B, N, F + H + 1], deg_i the
+ * number of edges into i): the input of a node MLP, assembled without a concatenation pass.
  *
  * and the backward pass for an upstream gradient gS [B, N, H], recomputing z_e:
  *
@@ -40,22 +43,36 @@ static inline __attribute__((always_inline)) void F(edge_pre)(real *restrict z, 
     }
 }
 
-/* One graph's forward pass. Inlined into a switch on H below, so that the common widths get
- * loops with a constant trip count (fully unrolled, z kept in registers). */
+/* One graph's forward pass into its output rows ob [N, ow]: S at columns so..so+H-1 and, with
+ * node features (nf), h in columns 0..F-1 and the in-degree in column F+H. Every element of the
+ * rows is written here. Inlined into a switch on H below, so that the common widths get loops
+ * with a constant trip count (fully unrolled). */
 static inline __attribute__((always_inline)) void F(fwd_graph)(const real *hb, const real *eab, const int64_t *recv,
                                                              const int64_t *send, const real *Wt, const real *bias,
-                                                             real *Sb, int64_t E, int64_t Fd, int64_t K, int64_t H,
-                                                             int act, real *z) {
+                                                             real *ob, int64_t N, int64_t E, int64_t Fd, int64_t K,
+                                                             int64_t H, int nf, int act, real *z) {
+    const int64_t ow = nf ? Fd + H + 1 : H, so = nf ? Fd : 0;
+    for (int64_t n = 0; n < N; ++n) {
+        real *row = ob + n * ow;
+        if (nf) {
+            for (int64_t d = 0; d < Fd; ++d) row[d] = hb[n * Fd + d];
+            row[Fd + H] = 0;
+        }
+        for (int64_t k = 0; k < H; ++k) row[so + k] = 0;
+    }
     for (int64_t e = 0; e < E; ++e) {
         const int64_t i = recv[e], j = send[e];
         F(edge_pre)(z, hb + j * Fd, hb + i * Fd, K ? eab + e * K : NULL, Wt, bias, Fd, K, H);
-        F(act_add)(Sb + i * H, z, H, act);
+        F(act_add)(ob + i * ow + so, z, H, act);
+        if (nf) ob[i * ow + Fd + H] += 1;
     }
 }
 
+/* out: [B, N, H] = S, or with nf [B, N, F + H + 1] = [h, S, in-degree]; fully written. */
 int F(edge_sum_fwd)(const real *h, const real *ea, int64_t ea_bstride, const int64_t *recv, const int64_t *send,
-                     const real *Wt, const real *bias, real *S, int64_t B, int64_t N, int64_t E, int64_t Fd, int64_t K,
-                     int64_t H, int act, int nthreads) {
+                    const real *Wt, const real *bias, real *out, int64_t B, int64_t N, int64_t E, int64_t Fd, int64_t K,
+                    int64_t H, int nf, int act, int nthreads) {
+    const int64_t ow = nf ? Fd + H + 1 : H;
     int failed = 0;
 #pragma omp parallel num_threads(nthreads) reduction(| : failed)
     {
@@ -65,12 +82,12 @@ int F(edge_sum_fwd)(const real *h, const real *ea, int64_t ea_bstride, const int
         for (int64_t b = 0; b < B; ++b) {
             if (!z) continue;
             const real *hb = h + b * N * Fd, *eab = K ? ea + b * ea_bstride : NULL;
-            real *Sb = S + b * N * H;
+            real *ob = out + b * N * ow;
             switch (H) {
-                case 16: F(fwd_graph)(hb, eab, recv, send, Wt, bias, Sb, E, Fd, K, 16, act, z); break;
-                case 32: F(fwd_graph)(hb, eab, recv, send, Wt, bias, Sb, E, Fd, K, 32, act, z); break;
-                case 64: F(fwd_graph)(hb, eab, recv, send, Wt, bias, Sb, E, Fd, K, 64, act, z); break;
-                default: F(fwd_graph)(hb, eab, recv, send, Wt, bias, Sb, E, Fd, K, H, act, z);
+                case 16: F(fwd_graph)(hb, eab, recv, send, Wt, bias, ob, N, E, Fd, K, 16, nf, act, z); break;
+                case 32: F(fwd_graph)(hb, eab, recv, send, Wt, bias, ob, N, E, Fd, K, 32, nf, act, z); break;
+                case 64: F(fwd_graph)(hb, eab, recv, send, Wt, bias, ob, N, E, Fd, K, 64, nf, act, z); break;
+                default: F(fwd_graph)(hb, eab, recv, send, Wt, bias, ob, N, E, Fd, K, H, nf, act, z);
             }
         }
         free(z);
@@ -93,14 +110,15 @@ static inline __attribute__((always_inline)) real F(bwd_row)(real v, const real 
 /* One graph's backward pass (see F(fwd_graph)). tW, tb, tea: this thread's gradient buffers. */
 static inline __attribute__((always_inline)) void F(bwd_graph)(const real *hb, const real *eab, const int64_t *recv,
                                                              const int64_t *send, const real *Wt, const real *bias,
-                                                             const real *gSb, real *ghb, real *geab, int shared_ea,
+                                                             const real *gSb, int64_t gw, int64_t go, real *ghb,
+                                                             real *geab, int shared_ea,
                                                              real *tW, real *tb, real *tea, int64_t E, int64_t Fd,
                                                              int64_t K, int64_t H, int act, real *z, real *g) {
     for (int64_t e = 0; e < E; ++e) {
         const int64_t i = recv[e], j = send[e];
         const real *hj = hb + j * Fd, *hi = hb + i * Fd, *a = K ? eab + e * K : NULL;
         F(edge_pre)(z, hj, hi, a, Wt, bias, Fd, K, H);
-        F(act_mul_grad)(g, gSb + i * H, z, H, act);
+        F(act_mul_grad)(g, gSb + i * gw + go, z, H, act);
 #pragma omp simd
         for (int64_t k = 0; k < H; ++k) tb[k] += g[k];
         for (int64_t d = 0; d < Fd; ++d) {
@@ -119,13 +137,14 @@ static inline __attribute__((always_inline)) void F(bwd_graph)(const real *hb, c
     }
 }
 
-/* Gradients are written (not accumulated) into gWt [D, H], gbias [H]; gh [B, N, F] must be zeroed
- * by the caller (or NULL: not needed); gea is [B, E, K] (ea_bstride = E K) or [E, K] shared
- * (ea_bstride = 0), or NULL. */
+/* gS is the gradient of the forward's output (layout set by nf). Gradients are written (not
+ * accumulated) into gWt [D, H], gbias [H]; the edge terms are added to gh [B, N, F], which the
+ * caller initialises (zeros, or the gradient of the copied h columns), or NULL: not needed; gea
+ * is [B, E, K] (ea_bstride = E K) or [E, K] shared (ea_bstride = 0), or NULL. */
 int F(edge_sum_bwd)(const real *h, const real *ea, int64_t ea_bstride, const int64_t *recv, const int64_t *send,
-                     const real *Wt, const real *bias, const real *gS, real *gh, real *gea, real *gWt, real *gbias,
-                     int64_t B, int64_t N, int64_t E, int64_t Fd, int64_t K, int64_t H, int act, int nthreads) {
-    const int64_t D = 2 * Fd + K;
+                    const real *Wt, const real *bias, const real *gS, real *gh, real *gea, real *gWt, real *gbias,
+                    int64_t B, int64_t N, int64_t E, int64_t Fd, int64_t K, int64_t H, int nf, int act, int nthreads) {
+    const int64_t D = 2 * Fd + K, gw = nf ? Fd + H + 1 : H, go = nf ? Fd : 0;
     const int shared_ea = gea && ea_bstride == 0;
     const int64_t per = F(padded)(D * H + H + (shared_ea ? E * K : 0));
     if (nthreads < 1) nthreads = 1;
@@ -142,13 +161,13 @@ int F(edge_sum_bwd)(const real *h, const real *ea, int64_t ea_bstride, const int
 #pragma omp for schedule(static)
         for (int64_t b = 0; b < B; ++b) {
             if (!z) continue;
-            const real *hb = h + b * N * Fd, *gSb = gS + b * N * H, *eab = K ? ea + b * ea_bstride : NULL;
+            const real *hb = h + b * N * Fd, *gSb = gS + b * N * gw, *eab = K ? ea + b * ea_bstride : NULL;
             real *ghb = gh ? gh + b * N * Fd : NULL, *geab = gea && !shared_ea ? gea + b * ea_bstride : NULL;
             switch (H) {
-                case 16: F(bwd_graph)(hb, eab, recv, send, Wt, bias, gSb, ghb, geab, shared_ea, tW, tb, tea, E, Fd, K, 16, act, z, g); break;
-                case 32: F(bwd_graph)(hb, eab, recv, send, Wt, bias, gSb, ghb, geab, shared_ea, tW, tb, tea, E, Fd, K, 32, act, z, g); break;
-                case 64: F(bwd_graph)(hb, eab, recv, send, Wt, bias, gSb, ghb, geab, shared_ea, tW, tb, tea, E, Fd, K, 64, act, z, g); break;
-                default: F(bwd_graph)(hb, eab, recv, send, Wt, bias, gSb, ghb, geab, shared_ea, tW, tb, tea, E, Fd, K, H, act, z, g);
+                case 16: F(bwd_graph)(hb, eab, recv, send, Wt, bias, gSb, gw, go, ghb, geab, shared_ea, tW, tb, tea, E, Fd, K, 16, act, z, g); break;
+                case 32: F(bwd_graph)(hb, eab, recv, send, Wt, bias, gSb, gw, go, ghb, geab, shared_ea, tW, tb, tea, E, Fd, K, 32, act, z, g); break;
+                case 64: F(bwd_graph)(hb, eab, recv, send, Wt, bias, gSb, gw, go, ghb, geab, shared_ea, tW, tb, tea, E, Fd, K, 64, act, z, g); break;
+                default: F(bwd_graph)(hb, eab, recv, send, Wt, bias, gSb, gw, go, ghb, geab, shared_ea, tW, tb, tea, E, Fd, K, H, act, z, g);
             }
         }
         free(z);

@@ -11,8 +11,12 @@ and activation, and scatters them; its backward does the same again. The C kerne
 backward recomputes the pre-activation instead of storing it, so a training step keeps no
 edge-sized tensor at all.
 
+With ``node_features`` the result is the node MLP's input ``[h[b, i], S[b, i], deg_i]``
+(``[B, N, F + H + 1]``, ``deg_i`` the number of edges into ``i``), written by the kernel in place
+of a concatenation.
+
 Shapes: ``h [B, N, F]``, ``edge_attr None | [E, K] | [B, E, K]``, ``weight [H, 2F + K]``,
-``bias [H]``, ``edge_index [2, E]`` -> ``S [B, N, H]``. Float32 or float64 CPU tensors; the
+``bias [H]``, ``edge_index [2, E]`` -> ``S [B, N, H]`` (or ``[B, N, F + H + 1]``). Float32 or float64 CPU tensors; the
 activation is ``relu``, ``silu`` or ``tanh``. Differentiable once (no double backward).
 
 :func:`edge_act_sum` returns ``None`` where the kernel cannot run (no compiler, another device
@@ -35,7 +39,7 @@ _i64 = ctypes.c_int64
 
 class _EdgeActSum(torch.autograd.Function):
     @staticmethod
-    def forward(ctx, h, edge_attr, weight, bias, recv, send, act):  # noqa: D102
+    def forward(ctx, h, edge_attr, weight, bias, recv, send, act, node_features):  # noqa: D102
         B, N, Fd = h.shape
         E = recv.shape[0]
         H = weight.shape[0]
@@ -45,15 +49,16 @@ class _EdgeActSum(torch.autograd.Function):
         ea_bstride = 0 if ea is None or ea.dim() == 2 else E * K
         wt = weight.detach().t().contiguous()
         bias = bias.detach().contiguous()
-        out = torch.zeros(B, N, H, dtype=h.dtype)
+        out = torch.empty(B, N, Fd + H + 1 if node_features else H, dtype=h.dtype)  # the kernel writes all of it
         native.call("edge_sum_fwd", h.dtype,
             native.ptr(h), native.ptr(ea), _i64(ea_bstride), native.ptr(recv), native.ptr(send), native.ptr(wt),
-            native.ptr(bias), native.ptr(out), _i64(B), _i64(N), _i64(E), _i64(Fd), _i64(K), _i64(H), ACTS[act],
-            torch.get_num_threads(),
+            native.ptr(bias), native.ptr(out), _i64(B), _i64(N), _i64(E), _i64(Fd), _i64(K), _i64(H), int(node_features),
+            ACTS[act], torch.get_num_threads(),
         )
         ctx.save_for_backward(h, ea, wt, bias, recv, send)
         ctx.act = act
         ctx.ea_bstride = ea_bstride
+        ctx.node_features = node_features
         return out
 
     @staticmethod
@@ -64,16 +69,19 @@ class _EdgeActSum(torch.autograd.Function):
         D, H = wt.shape
         K = D - 2 * Fd
         g_out = g_out.contiguous()
-        gh = torch.zeros_like(h) if ctx.needs_input_grad[0] else None
+        gh = None
+        if ctx.needs_input_grad[0]:  # the kernel adds the edge terms to the copied columns' gradient
+            gh = g_out[..., :Fd].contiguous() if ctx.node_features else torch.zeros_like(h)
         gea = torch.empty_like(ea) if ea is not None and ctx.needs_input_grad[1] else None
         gwt = torch.empty_like(wt)
         gb = torch.empty_like(bias)
         native.call("edge_sum_bwd", h.dtype,
             native.ptr(h), native.ptr(ea), _i64(ctx.ea_bstride), native.ptr(recv), native.ptr(send), native.ptr(wt),
             native.ptr(bias), native.ptr(g_out), native.ptr(gh), native.ptr(gea), native.ptr(gwt), native.ptr(gb),
-            _i64(B), _i64(N), _i64(E), _i64(Fd), _i64(K), _i64(H), ACTS[ctx.act], torch.get_num_threads(),
+            _i64(B), _i64(N), _i64(E), _i64(Fd), _i64(K), _i64(H), int(ctx.node_features), ACTS[ctx.act],
+            torch.get_num_threads(),
         )
-        return gh, gea, gwt.t(), gb, None, None, None
+        return gh, gea, gwt.t(), gb, None, None, None, None
 
 
 def edge_act_sum(
@@ -83,8 +91,11 @@ def edge_act_sum(
     bias: torch.Tensor,
     act: str,
     edge_attr: torch.Tensor | None = None,
+    *,
+    node_features: bool = False,
 ) -> torch.Tensor | None:
-    """``S [B, N, H]`` (see the module doc), or ``None`` where the native kernel cannot run."""
+    """``S [B, N, H]`` or ``[h, S, deg] [B, N, F + H + 1]`` (see the module doc), or ``None`` where
+    the native kernel cannot run."""
     dtype = h.dtype
     tensors = [h, weight, bias] + ([] if edge_attr is None else [edge_attr])
     if (
@@ -105,4 +116,4 @@ def edge_act_sum(
     if E and (int(ei.min()) < 0 or int(ei.max()) >= N):
         raise IndexError(f"edge_index holds node numbers outside [0, {N})")
     recv, send = ei[0].contiguous(), ei[1].contiguous()
-    return _EdgeActSum.apply(h, edge_attr, weight, bias, recv, send, act)
+    return _EdgeActSum.apply(h, edge_attr, weight, bias, recv, send, act, node_features)

@@ -12,7 +12,9 @@ relu(...)) + deg_i b2``. The layer aggregates the hidden activations first and a
 product moved from ``E`` rows to ``N`` rows. And the node MLP's first layer is linear in
 ``M_i`` too: with ``Wn = [Wh, Wm]``, ``Wn [h_i, M_i] = Wh h_i + (Wm W2) S_i + deg_i Wm b2``. The
 ``hidden x hidden`` product ``Wm W2`` is formed once per call, which removes one of the two
-``[N, hidden] x [hidden, hidden]`` products per graph (forward and backward). Both are the same
+``[N, hidden] x [hidden, hidden]`` products per graph (forward and backward); with the node MLP's
+input laid out as ``[h_i, S_i, deg_i]`` its first layer is one matrix product with the weight
+``[Wh, Wm W2, Wm b2]``. Both are the same
 function and the same parameters as the notebook's layer, re-associated.
 
 With ``native`` (the default) the edge part -- gather, first edge layer, activation, sum --
@@ -51,16 +53,17 @@ class InteractionLayer(nn.Module):
         i, j = edge_index
         N = h.shape[1]
         first, _, last = self.edge_mlp
-        summed = edge_act_sum(h, edge_index, first.weight, first.bias, self.act, edge_attr) if self.native else None
-        if summed is None:
-            summed = self._edge_sum(h, edge_index, edge_attr)
-        # node MLP's first layer on [h_i, W2 S_i + deg_i b2], its two linear maps composed (see the module doc)
+        # node MLP input [h_i, S_i, deg_i]; its first layer acts on [h_i, W2 S_i + deg_i b2], the two
+        # linear maps composed (see the module doc)
+        x = edge_act_sum(h, edge_index, first.weight, first.bias, self.act, edge_attr, node_features=True) if self.native else None
+        if x is None:
+            deg = in_degree(i, N).to(h.dtype)[:, None].expand(h.shape[0], N, 1)
+            x = torch.cat([h, self._edge_sum(h, edge_index, edge_attr), deg], dim=-1)
         n1, act, n2 = self.node_mlp
         F = h.shape[-1]
         w_h, w_m = n1.weight[:, :F], n1.weight[:, F:]
-        w1 = torch.cat([w_h, w_m @ last.weight], dim=1)  # acts on [h_i, S_i]
-        node_bias = n1.bias + in_degree(i, N).to(h.dtype)[:, None] * (w_m @ last.bias)  # [N, hidden]
-        return n2(act(nn.functional.linear(torch.cat([h, summed], dim=-1), w1) + node_bias))
+        w1 = torch.cat([w_h, w_m @ last.weight, (w_m @ last.bias)[:, None]], dim=1)
+        return n2(act(nn.functional.linear(x, w1, n1.bias)))
 
     def _edge_sum(self, h: torch.Tensor, edge_index: torch.Tensor, edge_attr: torch.Tensor | None) -> torch.Tensor:
         """``sum_j act(W1 [h_j, h_i, e_ij] + b1)`` per receiver ``i`` in PyTorch: ``[B, N, hidden]``."""
