@@ -60,7 +60,15 @@ class Batch:
         return int(self.x.shape[2])
 
     def to(self, device: torch.device | str | None = None, dtype: torch.dtype | None = None) -> "Batch":
-        """Move tensors to ``device`` and cast floating tensors to ``dtype``."""
+        """Move tensors to ``device`` and cast floating tensors to ``dtype`` (``self`` when nothing changes)."""
+        dev = None if device is None else torch.device(device)
+
+        def fits(t: torch.Tensor) -> bool:
+            same_dev = dev is None or (t.device.type == dev.type and (dev.index is None or t.device.index == dev.index))
+            return same_dev and (dtype is None or not t.is_floating_point() or t.dtype == dtype)
+
+        if all(fits(v) for v in (getattr(self, f.name) for f in fields(self)) if isinstance(v, torch.Tensor)):
+            return self
         out = {}
         for f in fields(self):
             val = getattr(self, f.name)

@@ -39,8 +39,8 @@ from pathlib import Path
 import torch
 
 ENV = "GRAPHDYN_NATIVE"
-FLAGS = ("-O3", "-march=native", "-fno-math-errno", "-fopenmp", "-fPIC", "-shared", "-std=c11")
-SOURCES = ("common.c", "edge_sum.c")
+FLAGS = ("-O3", "-march=native", "-ffp-contract=fast", "-fno-math-errno", "-fopenmp", "-fPIC", "-shared", "-std=c11")
+SOURCES = ("common.c", "edge_sum.c", "interaction.c")
 # each source is written once over `real`, F(name), EXP and TANH and emitted for both dtypes
 _TYPES = (("float", "f32", "expf", "tanhf"), ("double", "f64", "exp", "tanh"))
 

@@ -1,24 +1,21 @@
-/* Edge MLP first layer + activation + sum over incoming edges, fused (graphdyn.nn.edge_sum_native).
+/* Edge MLP first layer + activation + sum over incoming edges, one graph at a time: the edge part
+ * of interaction.c (graphdyn.nn.interaction_native).
  *
- * For every graph b and directed edge e = (i <- j), with D = 2F + K inputs and H outputs:
+ * For a graph's directed edges e = (i <- j), with D = 2F + K inputs and H outputs:
  *
- *     z_e   = W [h_bj, h_bi, a_be] + bias          (W stored transposed: Wt [D, H])
- *     S_bi += act(z_e)                              (S [B, N, H])
+ *     z_e  = W [h_j, h_i, a_e] + bias          (W stored transposed: Wt [D, H])
+ *     S_i += act(z_e)
  *
- * With node features (nf) the output rows are [h_bi, S_bi, deg_i] ([B, N, F + H + 1], deg_i the
- * number of edges into i): the input of a node MLP, assembled without a concatenation pass.
+ * F(fwd_graph) writes S (or, with nf, the rows [h_i, S_i, deg_i], deg_i the number of edges
+ * into i: a node MLP's input, assembled without a concatenation pass). F(bwd_graph) takes the
+ * gradient gS and recomputes z_e:
  *
- * and the backward pass for an upstream gradient gS [B, N, H], recomputing z_e:
- *
- *     g_e    = gS_bi * act'(z_e)                    [H]
- *     gWt   += [h_bj, h_bi, a_be] (x) g_e           [D, H]     gbias += g_e
- *     gh_bj += (W^T g_e)[0:F]   gh_bi += (W^T g_e)[F:2F]   ga_be = (W^T g_e)[2F:]
+ *     g_e   = gS_i * act'(z_e)                  gWt += [h_j, h_i, a_e] (x) g_e    gbias += g_e
+ *     gh_j += (W^T g_e)[0:F]   gh_i += (W^T g_e)[F:2F]   ga_e = (W^T g_e)[2F:]
  *
  * Written once over `real` / F(name); the loader emits it for float (_f32) and double (_f64).
- * Graphs are split over OpenMP threads; each thread accumulates the weight gradients (and the
- * gradient of edge attributes shared by all graphs) in its own buffer, and the buffers are
- * summed in thread order afterwards, so results do not depend on scheduling.
- * act: 0 relu, 1 silu, 2 tanh (common.c). Both return 0, or 1 when memory ran out.
+ * The callers own the threads: these helpers work on one graph and accumulate weight gradients
+ * into the calling thread's buffers. act: 0 relu, 1 silu, 2 tanh (common.c).
  */
 /* z[0:H] = bias + Wt^T [h_j, h_i, a] */
 static inline __attribute__((always_inline)) void F(edge_pre)(real *restrict z, const real *restrict hj, const real *restrict hi,
@@ -68,33 +65,6 @@ static inline __attribute__((always_inline)) void F(fwd_graph)(const real *hb, c
     }
 }
 
-/* out: [B, N, H] = S, or with nf [B, N, F + H + 1] = [h, S, in-degree]; fully written. */
-int F(edge_sum_fwd)(const real *h, const real *ea, int64_t ea_bstride, const int64_t *recv, const int64_t *send,
-                    const real *Wt, const real *bias, real *out, int64_t B, int64_t N, int64_t E, int64_t Fd, int64_t K,
-                    int64_t H, int nf, int act, int nthreads) {
-    const int64_t ow = nf ? Fd + H + 1 : H;
-    int failed = 0;
-#pragma omp parallel num_threads(nthreads) reduction(| : failed)
-    {
-        real *z = malloc(sizeof(real) * H);
-        if (!z) failed = 1;
-#pragma omp for schedule(static)
-        for (int64_t b = 0; b < B; ++b) {
-            if (!z) continue;
-            const real *hb = h + b * N * Fd, *eab = K ? ea + b * ea_bstride : NULL;
-            real *ob = out + b * N * ow;
-            switch (H) {
-                case 16: F(fwd_graph)(hb, eab, recv, send, Wt, bias, ob, N, E, Fd, K, 16, nf, act, z); break;
-                case 32: F(fwd_graph)(hb, eab, recv, send, Wt, bias, ob, N, E, Fd, K, 32, nf, act, z); break;
-                case 64: F(fwd_graph)(hb, eab, recv, send, Wt, bias, ob, N, E, Fd, K, 64, nf, act, z); break;
-                default: F(fwd_graph)(hb, eab, recv, send, Wt, bias, ob, N, E, Fd, K, H, nf, act, z);
-            }
-        }
-        free(z);
-    }
-    return failed;
-}
-
 /* w^T g over H, while accumulating gw += v g */
 static inline __attribute__((always_inline)) real F(bwd_row)(real v, const real *restrict w, real *restrict gw,
                                                            const real *restrict g, int64_t H) {
@@ -135,58 +105,4 @@ static inline __attribute__((always_inline)) void F(bwd_graph)(const real *hb, c
             else if (geab) geab[e * K + d] = acc;
         }
     }
-}
-
-/* gS is the gradient of the forward's output (layout set by nf). Gradients are written (not
- * accumulated) into gWt [D, H], gbias [H]; the edge terms are added to gh [B, N, F], which the
- * caller initialises (zeros, or the gradient of the copied h columns), or NULL: not needed; gea
- * is [B, E, K] (ea_bstride = E K) or [E, K] shared (ea_bstride = 0), or NULL. */
-int F(edge_sum_bwd)(const real *h, const real *ea, int64_t ea_bstride, const int64_t *recv, const int64_t *send,
-                    const real *Wt, const real *bias, const real *gS, real *gh, real *gea, real *gWt, real *gbias,
-                    int64_t B, int64_t N, int64_t E, int64_t Fd, int64_t K, int64_t H, int nf, int act, int nthreads) {
-    const int64_t D = 2 * Fd + K, gw = nf ? Fd + H + 1 : H, go = nf ? Fd : 0;
-    const int shared_ea = gea && ea_bstride == 0;
-    const int64_t per = F(padded)(D * H + H + (shared_ea ? E * K : 0));
-    if (nthreads < 1) nthreads = 1;
-    if (nthreads > B) nthreads = B > 0 ? (int)B : 1;
-    real *buf = F(zeroed)(per * nthreads);
-    if (!buf) return 1;
-    int failed = 0;
-#pragma omp parallel num_threads(nthreads) reduction(| : failed)
-    {
-        const int t = omp_get_thread_num();
-        real *tW = buf + t * per, *tb = tW + D * H, *tea = tb + H;
-        real *z = malloc(sizeof(real) * 2 * H), *g = z + H;
-        if (!z) failed = 1;
-#pragma omp for schedule(static)
-        for (int64_t b = 0; b < B; ++b) {
-            if (!z) continue;
-            const real *hb = h + b * N * Fd, *gSb = gS + b * N * gw, *eab = K ? ea + b * ea_bstride : NULL;
-            real *ghb = gh ? gh + b * N * Fd : NULL, *geab = gea && !shared_ea ? gea + b * ea_bstride : NULL;
-            switch (H) {
-                case 16: F(bwd_graph)(hb, eab, recv, send, Wt, bias, gSb, gw, go, ghb, geab, shared_ea, tW, tb, tea, E, Fd, K, 16, act, z, g); break;
-                case 32: F(bwd_graph)(hb, eab, recv, send, Wt, bias, gSb, gw, go, ghb, geab, shared_ea, tW, tb, tea, E, Fd, K, 32, act, z, g); break;
-                case 64: F(bwd_graph)(hb, eab, recv, send, Wt, bias, gSb, gw, go, ghb, geab, shared_ea, tW, tb, tea, E, Fd, K, 64, act, z, g); break;
-                default: F(bwd_graph)(hb, eab, recv, send, Wt, bias, gSb, gw, go, ghb, geab, shared_ea, tW, tb, tea, E, Fd, K, H, act, z, g);
-            }
-        }
-        free(z);
-    }
-    if (failed) {
-        free(buf);
-        return 1;
-    }
-    memset(gWt, 0, sizeof(real) * D * H);
-    memset(gbias, 0, sizeof(real) * H);
-    if (shared_ea) memset(gea, 0, sizeof(real) * E * K);
-    for (int t = 0; t < nthreads; ++t) {
-        const real *tW = buf + t * per, *tb = tW + D * H, *tea = tb + H;
-        for (int64_t q = 0; q < D * H; ++q) gWt[q] += tW[q];
-#pragma omp simd
-        for (int64_t k = 0; k < H; ++k) gbias[k] += tb[k];
-        if (shared_ea)
-            for (int64_t q = 0; q < E * K; ++q) gea[q] += tea[q];
-    }
-    free(buf);
-    return 0;
 }

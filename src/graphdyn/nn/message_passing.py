@@ -33,7 +33,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from graphdyn.nn.edge_sum_native import edge_act_sum
+from graphdyn.nn.interaction_native import interaction_layer
 from graphdyn.nn.mlp import MLP
 from graphdyn.nn.scatter import in_degree, scatter_sum
 
@@ -53,16 +53,18 @@ class InteractionLayer(nn.Module):
         i, j = edge_index
         N = h.shape[1]
         first, _, last = self.edge_mlp
-        # node MLP input [h_i, S_i, deg_i]; its first layer acts on [h_i, W2 S_i + deg_i b2], the two
-        # linear maps composed (see the module doc)
-        x = edge_act_sum(h, edge_index, first.weight, first.bias, self.act, edge_attr, node_features=True) if self.native else None
-        if x is None:
-            deg = in_degree(i, N).to(h.dtype)[:, None].expand(h.shape[0], N, 1)
-            x = torch.cat([h, self._edge_sum(h, edge_index, edge_attr), deg], dim=-1)
         n1, act, n2 = self.node_mlp
+        # the node MLP's first layer on [h_i, S_i, deg_i]: on [h_i, W2 S_i + deg_i b2], composed
         F = h.shape[-1]
         w_h, w_m = n1.weight[:, :F], n1.weight[:, F:]
         w1 = torch.cat([w_h, w_m @ last.weight, (w_m @ last.bias)[:, None]], dim=1)
+        if self.native:
+            out = interaction_layer(h, edge_index, edge_attr, first.weight, first.bias, w1, n1.bias, n2.weight, n2.bias,
+                                    self.act)
+            if out is not None:
+                return out
+        deg = in_degree(i, N).to(h.dtype)[:, None].expand(h.shape[0], N, 1)
+        x = torch.cat([h, self._edge_sum(h, edge_index, edge_attr), deg], dim=-1)
         return n2(act(nn.functional.linear(x, w1, n1.bias)))
 
     def _edge_sum(self, h: torch.Tensor, edge_index: torch.Tensor, edge_attr: torch.Tensor | None) -> torch.Tensor:

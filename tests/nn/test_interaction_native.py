@@ -1,0 +1,118 @@
+"""The native interaction-layer kernel computes the PyTorch layer's function and gradients."""
+
+import pytest
+import torch
+
+from graphdyn import native
+from graphdyn.nn.interaction_native import interaction_layer
+from graphdyn.nn.message_passing import InteractionLayer
+
+pytestmark = pytest.mark.skipif(not native.available(), reason="native kernels unavailable (no C compiler)")
+
+
+def _graph(n=6, e=20, seed=0):
+    return torch.randint(0, n, (2, e), generator=torch.Generator().manual_seed(seed))
+
+
+def _both_paths(layer, h, ei, ea):
+    """(outputs, gradients w.r.t. inputs and parameters) with and without the kernel."""
+    inputs = [h] + ([] if ea is None else [ea]) + list(layer.parameters())
+    outs, grads = [], []
+    for use_native in (True, False):
+        layer.native = use_native
+        out = layer(h, ei, ea)
+        outs.append(out)
+        weights = torch.linspace(-1, 1, out.numel(), dtype=out.dtype).view_as(out)
+        grads.append(torch.autograd.grad((out * weights).sum(), inputs))
+    layer.native = True
+    return outs, grads
+
+
+@pytest.mark.parametrize("act", ["relu", "silu", "tanh"])
+@pytest.mark.parametrize("edge_attr", [None, "shared", "batched"])
+@pytest.mark.parametrize("hidden", [8, 32])  # 32: the kernel's unrolled width; 8: the generic loops
+def test_layer_native_matches_pytorch_values_and_gradients(act, edge_attr, hidden):
+    torch.manual_seed(0)
+    B, N, F, K, E = 5, 6, 4, 3, 20
+    ei = _graph(N, E)
+    layer = InteractionLayer(F, 3, hidden=hidden, edge_attr_dim=0 if edge_attr is None else K, act=act).double()
+    h = torch.randn(B, N, F, dtype=torch.float64, requires_grad=True)
+    ea = None
+    if edge_attr is not None:
+        ea = torch.randn(*((B,) if edge_attr == "batched" else ()), E, K, dtype=torch.float64, requires_grad=True)
+    (out_n, out_p), (g_n, g_p) = _both_paths(layer, h, ei, ea)
+    torch.testing.assert_close(out_n, out_p, rtol=1e-12, atol=1e-12)
+    for a, b in zip(g_n, g_p):
+        torch.testing.assert_close(a, b, rtol=1e-11, atol=1e-12)
+
+
+def _random_args(B=3, N=5, F=2, K=2, H=7, O=2, E=12, seed=1, batched_ea=True):
+    g = torch.Generator().manual_seed(seed)
+
+    def r(*shape):
+        return torch.randn(*shape, generator=g, dtype=torch.float64, requires_grad=True)
+
+    ea = r(B, E, K) if batched_ea else r(E, K)
+    return _graph(N, E, seed), r(B, N, F), ea, [r(H, 2 * F + K), r(H), r(H, F + H + 1), r(H), r(O, H), r(O)]
+
+
+@pytest.mark.parametrize("act", ["relu", "silu", "tanh"])
+@pytest.mark.parametrize("batched_ea", [True, False])
+def test_gradcheck(act, batched_ea):
+    ei, h, ea, params = _random_args(batched_ea=batched_ea)
+    assert torch.autograd.gradcheck(lambda h, ea, *p: interaction_layer(h, ei, ea, *p, act), (h, ea, *params))
+
+
+def test_deterministic_for_a_thread_count_and_close_across_counts():
+    """Per-thread gradient buffers are summed in thread order: reruns are bit-identical; another
+    thread count only changes the summation order of the weight gradients."""
+    ei, h, ea, params = _random_args(B=64, N=6, H=16, E=30, seed=2)
+    before = torch.get_num_threads()
+    results = []
+    try:
+        for threads in (2, 2, 1):
+            torch.set_num_threads(threads)
+            out = interaction_layer(h, ei, ea, *params, "silu")
+            results.append((out, *torch.autograd.grad(out.square().sum(), (h, ea, *params))))
+    finally:
+        torch.set_num_threads(before)
+    for a, c, d in zip(*results):
+        assert torch.equal(a, c)
+        torch.testing.assert_close(a, d, rtol=1e-11, atol=1e-11)
+
+
+def test_float32_matches_float64():
+    ei, h, ea, params = _random_args(H=32, seed=3)
+    ref = interaction_layer(h, ei, ea, *params, "relu")
+    out = interaction_layer(h.float(), ei, ea.float(), *(p.float() for p in params), "relu")
+    torch.testing.assert_close(out.double(), ref, rtol=1e-4, atol=1e-4)
+
+
+def test_bad_input_is_an_error_not_a_crash():
+    ei, h, ea, params = _random_args()
+    with pytest.raises(IndexError, match="outside"):
+        interaction_layer(h, torch.tensor([[0, 5], [1, 2]]), None, *_random_args(K=0)[3], "relu")
+    with pytest.raises(IndexError, match="outside"):
+        interaction_layer(h, torch.tensor([[0, -1], [1, 2]]), None, *_random_args(K=0)[3], "relu")
+    with pytest.raises(ValueError, match="w1 has shape"):
+        interaction_layer(h, ei, ea, params[0], params[1], params[2][:, 1:], *params[3:], "relu")
+    with pytest.raises(ValueError, match="edge_attr"):
+        interaction_layer(h, ei, ea[:, :5], *params, "relu")
+
+
+def test_unsupported_cases_fall_back_to_pytorch():
+    ei, h, ea, params = _random_args()
+    assert interaction_layer(h, ei, ea, *params, "gelu") is None  # no native GELU
+    assert interaction_layer(h.half(), ei, ea.half(), *(p.half() for p in params), "relu") is None
+    layer = InteractionLayer(3, 2, hidden=8, act="gelu")
+    assert layer(torch.randn(2, 4, 3), torch.tensor([[0], [1]])).shape == (2, 4, 2)
+
+
+def test_no_edges_gives_the_node_mlp_of_h_alone():
+    torch.manual_seed(5)
+    layer = InteractionLayer(3, 2, hidden=8).double()
+    h = torch.randn(2, 4, 3, dtype=torch.float64, requires_grad=True)
+    (out_n, out_p), (g_n, g_p) = _both_paths(layer, h, torch.zeros(2, 0, dtype=torch.long), None)
+    torch.testing.assert_close(out_n, out_p, rtol=1e-12, atol=1e-12)
+    for a, b in zip(g_n, g_p):
+        torch.testing.assert_close(a, b, rtol=1e-12, atol=1e-12)
