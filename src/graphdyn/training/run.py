@@ -37,7 +37,7 @@ from graphdyn.errors import GraphdynError
 from graphdyn.evaluation.metrics import test_metrics
 from graphdyn.evaluation.rollout import RolloutResult, rollout_test
 from graphdyn.io import write_json, write_text
-from graphdyn.models.base import DataInfo
+from graphdyn.models.base import DataInfo, DynamicsModel
 from graphdyn.models.registry import build_model
 from graphdyn.simulator import LearnedSimulator
 from graphdyn.training.checkpoint import make_meta, save_checkpoint
@@ -72,6 +72,13 @@ class Prepared:
 DEFAULT_MODELS = {"md17": "estag", "adk": "estag", "mocap": "estag"}
 
 
+def target_std(model: DynamicsModel, train: WindowDataset, max_samples: int = 20000) -> float:
+    """Standard deviation of ``model``'s training target over (up to ``max_samples``) training
+    windows: the scale ``model.normalize_target`` divides the target by (1 if it is zero)."""
+    n = min(len(train), max_samples)
+    return float(LearnedSimulator(model).training_target(train.batch(np.arange(n))).std()) or 1.0
+
+
 def prepare(config: RunConfig) -> Prepared:
     """Build data, model and simulator from a config (seeded)."""
     if config.model.name is None:
@@ -85,13 +92,7 @@ def prepare(config: RunConfig) -> Prepared:
     model = build_model(config.model.name, config.model.params, info)
     if model.needs_velocities and not info.has_velocities:
         raise GraphdynError(f"model '{config.model.name}' reads velocities, and the {config.data.source} data has none", field="model.name")
-    scale = None
-    if config.model.normalize_target:
-        probe = LearnedSimulator(model)
-        n = min(len(splits.train), 20000)
-        target = probe.training_target(splits.train.batch(np.arange(n)))
-        scale = float(target.std()) or 1.0
-    simulator = LearnedSimulator(model, target_scale=scale)
+    simulator = LearnedSimulator(model, target_scale=target_std(model, splits.train) if config.model.normalize_target else None)
     resolved = config.to_dict()
     data_desc = {
         "source": config.data.source,
