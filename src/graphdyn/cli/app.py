@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import importlib
 import sys
+import warnings
 
 import typer
 
@@ -50,8 +51,14 @@ def fail(message: str, code: int = 2) -> None:
     raise SystemExit(code)
 
 
+def _one_line_warning(message, category, filename, lineno, line=None) -> str:
+    """Warnings at the command line: one line, no source excerpt."""
+    return f"{category.__name__}: {message}\n"
+
+
 def main() -> None:
     """Entry point of the ``graphdyn`` script (usage errors are Typer's: exit code 2)."""
+    warnings.formatwarning = _one_line_warning
     try:
         app()
     except GraphdynError as exc:

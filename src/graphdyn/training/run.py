@@ -31,6 +31,7 @@ import yaml
 from pytorch_lightning.callbacks import EarlyStopping, ModelCheckpoint, TQDMProgressBar
 from pytorch_lightning.loggers import CSVLogger
 
+from graphdyn import native
 from graphdyn.data.registry import DataSplits, Window, build_dataset
 from graphdyn.data.windows import WindowDataset, WindowLoader
 from graphdyn.errors import GraphdynError
@@ -85,6 +86,7 @@ def prepare(config: RunConfig) -> Prepared:
         config = config.model_copy(deep=True)
         config.model.name = DEFAULT_MODELS.get(config.data.source, "gnn")
     pl.seed_everything(config.seed, workers=True, verbose=False)
+    native.load()  # build (or find) the native kernels now: a missing compiler warns before training starts
     if config.training.threads:
         torch.set_num_threads(config.training.threads)
     splits = build_dataset(config.data.source, config.data.options, Window(config.data.T, config.data.delta), config.seed)
