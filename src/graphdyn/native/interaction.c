@@ -17,48 +17,37 @@
  * Both functions return 0, or 1 when memory ran out.
  */
 
-/* z = bn1 + W1t^T x (D rows of W1t [D, H]) with two partial sums, which halves the FMA latency chain */
-static inline __attribute__((always_inline)) void F(node_pre)(real *restrict z, const real *restrict x,
-                                                            const real *restrict W1t, const real *restrict bn1,
-                                                            int64_t D, int64_t H) {
-    real za[H], zb[H];
+#ifndef NODE_BLOCK
+#define NODE_BLOCK 4 /* nodes whose node-MLP rows are processed together */
+#endif
+
+/* The node part's forward for nb consecutive rows at once (nb <= NODE_BLOCK; see F(node_bwd_block)) */
+static inline __attribute__((always_inline)) void F(node_fwd_block)(const real *restrict xb, const real *restrict W1t,
+                                                                  const real *restrict bn1, const real *restrict Wn2,
+                                                                  const real *restrict bn2, real *restrict outb, int64_t nb,
+                                                                  int64_t D, int64_t H, int64_t O, int act) {
+    real z[NODE_BLOCK][H];
+    for (int64_t b = 0; b < nb; ++b)
 #pragma omp simd
-    for (int64_t k = 0; k < H; ++k) {
-        za[k] = bn1[k];
-        zb[k] = 0;
-    }
-    int64_t d = 0;
-    for (; d + 1 < D; d += 2) {
-        const real v0 = x[d], v1 = x[d + 1], *restrict w0 = W1t + d * H, *restrict w1 = w0 + H;
+        for (int64_t k = 0; k < H; ++k) z[b][k] = bn1[k];
+    for (int64_t d = 0; d < D; ++d) {
+        const real *restrict w = W1t + d * H;
+        for (int64_t b = 0; b < nb; ++b) {
+            const real v = xb[b * D + d];
 #pragma omp simd
-        for (int64_t k = 0; k < H; ++k) {
-            za[k] += w0[k] * v0;
-            zb[k] += w1[k] * v1;
+            for (int64_t k = 0; k < H; ++k) z[b][k] += w[k] * v;
         }
     }
-    if (d < D) {
-        const real v = x[d], *restrict w = W1t + d * H;
-#pragma omp simd
-        for (int64_t k = 0; k < H; ++k) za[k] += w[k] * v;
-    }
-#pragma omp simd
-    for (int64_t k = 0; k < H; ++k) z[k] = za[k] + zb[k];
-}
-
-static inline __attribute__((always_inline)) void F(node_fwd_row)(const real *restrict x, const real *restrict W1t,
-                                                                const real *restrict bn1, const real *restrict Wn2,
-                                                                const real *restrict bn2, real *restrict outr, int64_t D,
-                                                                int64_t H, int64_t O, int act) {
-    /* local accumulators (a constant size once inlined for a given H): they stay in registers */
-    real zl[H], rl[H];
-    F(node_pre)(zl, x, W1t, bn1, D, H);
-    F(act_apply)(rl, zl, H, act);
-    for (int64_t o = 0; o < O; ++o) {
-        const real *restrict w = Wn2 + o * H;
-        real acc = 0;
+    for (int64_t b = 0; b < nb; ++b) {
+        real r[H];
+        F(act_apply)(r, z[b], H, act);
+        for (int64_t o = 0; o < O; ++o) {
+            const real *restrict w = Wn2 + o * H;
+            real acc = 0;
 #pragma omp simd reduction(+ : acc)
-        for (int64_t k = 0; k < H; ++k) acc += w[k] * rl[k];
-        outr[o] = acc + bn2[o];
+            for (int64_t k = 0; k < H; ++k) acc += w[k] * r[k];
+            outb[b * O + o] = acc + bn2[o];
+        }
     }
 }
 
@@ -70,7 +59,16 @@ static inline __attribute__((always_inline)) void F(layer_fwd_graph)(const real 
                                                                    real *x, real *z) {
     const int64_t D = Fd + H + 1;
     F(fwd_graph)(hb, eab, recv, send, We1t, be1, x, N, E, Fd, K, H, 1, act, z);
-    for (int64_t n = 0; n < N; ++n) F(node_fwd_row)(x + n * D, W1t, bn1, Wn2, bn2, outb + n * O, D, H, O, act);
+    for (int64_t n = 0; n < N; n += NODE_BLOCK) {
+        const real *xb = x + n * D;
+        real *ob = outb + n * O;
+        switch (N - n < NODE_BLOCK ? N - n : NODE_BLOCK) {
+            case 4: F(node_fwd_block)(xb, W1t, bn1, Wn2, bn2, ob, 4, D, H, O, act); break;
+            case 3: F(node_fwd_block)(xb, W1t, bn1, Wn2, bn2, ob, 3, D, H, O, act); break;
+            case 2: F(node_fwd_block)(xb, W1t, bn1, Wn2, bn2, ob, 2, D, H, O, act); break;
+            default: F(node_fwd_block)(xb, W1t, bn1, Wn2, bn2, ob, 1, D, H, O, act);
+        }
+    }
 }
 
 int F(interaction_fwd)(const real *h, const real *ea, int64_t ea_bstride, const int64_t *recv, const int64_t *send,
@@ -100,6 +98,77 @@ int F(interaction_fwd)(const real *h, const real *ea, int64_t ea_bstride, const 
     return failed;
 }
 
+/* The node part's backward for nb consecutive nodes at once (nb <= NODE_BLOCK, a constant where
+ * inlined, like H): each row of W1t, W1 and of the weight-gradient buffer is loaded once per
+ * block, and the nb nodes' accumulators are independent chains that stay in registers. */
+static inline __attribute__((always_inline)) void F(node_bwd_block)(
+    const real *restrict xb, const real *restrict gob, real *restrict gxb, real *restrict ghn, const real *restrict W1t,
+    const real *restrict W1, const real *restrict bn1, const real *restrict Wn2, real *restrict tW1, real *restrict tbn1,
+    real *restrict tWn2, real *restrict tbn2, int64_t nb, int64_t D, int64_t Fd, int64_t H, int64_t O, int act) {
+    real z[NODE_BLOCK][H], gz[NODE_BLOCK][H];
+    for (int64_t b = 0; b < nb; ++b)
+#pragma omp simd
+        for (int64_t k = 0; k < H; ++k) z[b][k] = bn1[k];
+    for (int64_t d = 0; d < D; ++d) {  /* z = bn1 + W1t^T x */
+        const real *restrict w = W1t + d * H;
+        for (int64_t b = 0; b < nb; ++b) {
+            const real v = xb[b * D + d];
+#pragma omp simd
+            for (int64_t k = 0; k < H; ++k) z[b][k] += w[k] * v;
+        }
+    }
+    for (int64_t b = 0; b < nb; ++b) {
+        real r[H], gr[H];
+        F(act_apply)(r, z[b], H, act);
+#pragma omp simd
+        for (int64_t k = 0; k < H; ++k) gr[k] = 0;
+        for (int64_t o = 0; o < O; ++o) {
+            const real gv = gob[b * O + o], *restrict w = Wn2 + o * H;
+            real *restrict gw = tWn2 + o * H;
+            tbn2[o] += gv;
+#pragma omp simd
+            for (int64_t k = 0; k < H; ++k) {
+                gw[k] += gv * r[k];
+                gr[k] += gv * w[k];
+            }
+        }
+        F(act_mul_grad)(gz[b], gr, z[b], H, act);
+#pragma omp simd
+        for (int64_t k = 0; k < H; ++k) tbn1[k] += gz[b][k];
+    }
+    for (int64_t d = 0; d < D; ++d) {  /* gW1t[d] += sum_b x_b[d] gz_b */
+        real *restrict gw = tW1 + d * H;
+        for (int64_t b = 0; b < nb; ++b) {
+            const real v = xb[b * D + d];
+#pragma omp simd
+            for (int64_t k = 0; k < H; ++k) gw[k] += v * gz[b][k];
+        }
+    }
+    /* gS_b = (W1^T gz_b)[F:F+H]: H rank-1 updates over the rows of W1 [H, D], one pass for the block */
+    real gs[NODE_BLOCK][H];
+    for (int64_t b = 0; b < nb; ++b)
+#pragma omp simd
+        for (int64_t k = 0; k < H; ++k) gs[b][k] = 0;
+    for (int64_t q = 0; q < H; ++q) {
+        const real *restrict w = W1 + q * D + Fd;
+        for (int64_t b = 0; b < nb; ++b) {
+            const real g = gz[b][q];
+#pragma omp simd
+            for (int64_t k = 0; k < H; ++k) gs[b][k] += g * w[k];
+        }
+    }
+    for (int64_t b = 0; b < nb; ++b) {
+#pragma omp simd
+        for (int64_t k = 0; k < H; ++k) gxb[b * D + Fd + k] = gs[b][k];
+        if (ghn)  /* gh gets (W1^T gz)[0:F]; the degree column needs nothing */
+            for (int64_t d = 0; d < Fd; ++d) {
+                real acc = 0;
+                for (int64_t k = 0; k < H; ++k) acc += W1[k * D + d] * gz[b][k];
+                ghn[b * Fd + d] += acc;
+            }
+    }
+}
+
 /* One graph's backward; t* are this thread's gradient buffers, x/gx [N, D] and z/g [H] scratch. */
 static inline __attribute__((always_inline)) void F(layer_bwd_graph)(
     const real *hb, const real *eab, const int64_t *recv, const int64_t *send, const real *We1t, const real *be1,
@@ -108,61 +177,15 @@ static inline __attribute__((always_inline)) void F(layer_bwd_graph)(
     int64_t Fd, int64_t K, int64_t H, int64_t O, int act, real *x, real *gx, real *z, real *g) {
     const int64_t D = Fd + H + 1;
     F(fwd_graph)(hb, eab, recv, send, We1t, be1, x, N, E, Fd, K, H, 1, act, z);
-    /* local accumulators (a constant size once inlined for a given H): they stay in registers */
-    real zl[H], rl[H], grl[H], gzl[H];
-    for (int64_t n = 0; n < N; ++n) {
-        const real *restrict xr = x + n * D, *restrict go = goutb + n * O;
-        F(node_pre)(zl, xr, W1t, bn1, D, H);
-        F(act_apply)(rl, zl, H, act);
-#pragma omp simd
-        for (int64_t k = 0; k < H; ++k) grl[k] = 0;
-        for (int64_t o = 0; o < O; ++o) {
-            const real gv = go[o], *restrict w = Wn2 + o * H;
-            real *restrict gw = tWn2 + o * H;
-            tbn2[o] += gv;
-#pragma omp simd
-            for (int64_t k = 0; k < H; ++k) {
-                gw[k] += gv * rl[k];
-                grl[k] += gv * w[k];
-            }
+    for (int64_t n = 0; n < N; n += NODE_BLOCK) {
+        const real *xb = x + n * D, *gob = goutb + n * O;
+        real *gxb = gx + n * D, *ghn = ghb ? ghb + n * Fd : NULL;
+        switch (N - n < NODE_BLOCK ? N - n : NODE_BLOCK) {
+            case 4: F(node_bwd_block)(xb, gob, gxb, ghn, W1t, W1, bn1, Wn2, tW1, tbn1, tWn2, tbn2, 4, D, Fd, H, O, act); break;
+            case 3: F(node_bwd_block)(xb, gob, gxb, ghn, W1t, W1, bn1, Wn2, tW1, tbn1, tWn2, tbn2, 3, D, Fd, H, O, act); break;
+            case 2: F(node_bwd_block)(xb, gob, gxb, ghn, W1t, W1, bn1, Wn2, tW1, tbn1, tWn2, tbn2, 2, D, Fd, H, O, act); break;
+            default: F(node_bwd_block)(xb, gob, gxb, ghn, W1t, W1, bn1, Wn2, tW1, tbn1, tWn2, tbn2, 1, D, Fd, H, O, act);
         }
-        F(act_mul_grad)(gzl, grl, zl, H, act);
-#pragma omp simd
-        for (int64_t k = 0; k < H; ++k) tbn1[k] += gzl[k];
-        for (int64_t d = 0; d < D; ++d) {  /* gW1t[d] += x[d] gz */
-            const real v = xr[d];
-            real *restrict gw = tW1 + d * H;
-#pragma omp simd
-            for (int64_t k = 0; k < H; ++k) gw[k] += v * gzl[k];
-        }
-        /* gS = (W1^T gz)[F:F+H] as H rank-1 updates over the rows of W1 [H, D], two partial sums;
-         * gh gets (W1^T gz)[0:F] as dot products; the degree column needs nothing */
-        real *restrict gxr = gx + n * D;
-        real ga[H], gb[H];
-#pragma omp simd
-        for (int64_t k = 0; k < H; ++k) ga[k] = gb[k] = 0;
-        int64_t q = 0;
-        for (; q + 1 < H; q += 2) {
-            const real g0 = gzl[q], g1 = gzl[q + 1], *restrict w0 = W1 + q * D + Fd, *restrict w1 = w0 + D;
-#pragma omp simd
-            for (int64_t k = 0; k < H; ++k) {
-                ga[k] += g0 * w0[k];
-                gb[k] += g1 * w1[k];
-            }
-        }
-        if (q < H) {
-            const real g0 = gzl[q], *restrict w0 = W1 + q * D + Fd;
-#pragma omp simd
-            for (int64_t k = 0; k < H; ++k) ga[k] += g0 * w0[k];
-        }
-#pragma omp simd
-        for (int64_t k = 0; k < H; ++k) gxr[Fd + k] = ga[k] + gb[k];
-        if (ghb)
-            for (int64_t d = 0; d < Fd; ++d) {
-                real acc = 0;
-                for (int64_t k = 0; k < H; ++k) acc += W1[k * D + d] * gzl[k];
-                ghb[n * Fd + d] += acc;
-            }
     }
     F(bwd_graph)(hb, eab, recv, send, We1t, be1, gx, D, Fd, ghb, geab, shared_ea, tWe1, tbe1, tea, E, Fd, K, H, act, z, g);
 }
