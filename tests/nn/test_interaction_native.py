@@ -16,7 +16,7 @@ def _graph(n=6, e=20, seed=0):
 
 def _both_paths(layer, h, ei, ea):
     """(outputs, gradients w.r.t. inputs and parameters) with and without the kernel."""
-    inputs = [h] + ([] if ea is None else [ea]) + list(layer.parameters())
+    inputs = [t for t in (h, ea) if t is not None and t.requires_grad] + list(layer.parameters())
     outs, grads = [], []
     for use_native in (True, False):
         layer.native = use_native
@@ -31,15 +31,16 @@ def _both_paths(layer, h, ei, ea):
 @pytest.mark.parametrize("act", ["relu", "silu", "tanh"])
 @pytest.mark.parametrize("edge_attr", [None, "shared", "batched"])
 @pytest.mark.parametrize("hidden", [8, 32])  # 32: the kernel's unrolled width; 8: the generic loops
-def test_layer_native_matches_pytorch_values_and_gradients(act, edge_attr, hidden):
+@pytest.mark.parametrize("input_grad", [True, False])  # False: the kernel skips the input gradients
+def test_layer_native_matches_pytorch_values_and_gradients(act, edge_attr, hidden, input_grad):
     torch.manual_seed(0)
     B, N, F, K, E = 5, 6, 4, 3, 20
     ei = _graph(N, E)
     layer = InteractionLayer(F, 3, hidden=hidden, edge_attr_dim=0 if edge_attr is None else K, act=act).double()
-    h = torch.randn(B, N, F, dtype=torch.float64, requires_grad=True)
+    h = torch.randn(B, N, F, dtype=torch.float64, requires_grad=input_grad)
     ea = None
     if edge_attr is not None:
-        ea = torch.randn(*((B,) if edge_attr == "batched" else ()), E, K, dtype=torch.float64, requires_grad=True)
+        ea = torch.randn(*((B,) if edge_attr == "batched" else ()), E, K, dtype=torch.float64, requires_grad=input_grad)
     (out_n, out_p), (g_n, g_p) = _both_paths(layer, h, ei, ea)
     torch.testing.assert_close(out_n, out_p, rtol=1e-12, atol=1e-12)
     for a, b in zip(g_n, g_p):

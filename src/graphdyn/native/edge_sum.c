@@ -91,13 +91,19 @@ static inline __attribute__((always_inline)) void F(bwd_graph)(const real *hb, c
         F(act_mul_grad)(g, gSb + i * gw + go, z, H, act);
 #pragma omp simd
         for (int64_t k = 0; k < H; ++k) tb[k] += g[k];
-        for (int64_t d = 0; d < Fd; ++d) {
-            const real acc = F(bwd_row)(hj[d], Wt + d * H, tW + d * H, g, H);
-            if (ghb) ghb[j * Fd + d] += acc;
-        }
-        for (int64_t d = 0; d < Fd; ++d) {
-            const real acc = F(bwd_row)(hi[d], Wt + (Fd + d) * H, tW + (Fd + d) * H, g, H);
-            if (ghb) ghb[i * Fd + d] += acc;
+        if (ghb) {
+            for (int64_t d = 0; d < Fd; ++d) ghb[j * Fd + d] += F(bwd_row)(hj[d], Wt + d * H, tW + d * H, g, H);
+            for (int64_t d = 0; d < Fd; ++d) ghb[i * Fd + d] += F(bwd_row)(hi[d], Wt + (Fd + d) * H, tW + (Fd + d) * H, g, H);
+        } else {  /* inputs that need no gradient: weight gradients only, no dot products */
+            for (int64_t d = 0; d < Fd; ++d) {
+                const real vj = hj[d], vi = hi[d];
+                real *restrict gwj = tW + d * H, *restrict gwi = tW + (Fd + d) * H;
+#pragma omp simd
+                for (int64_t k = 0; k < H; ++k) {
+                    gwj[k] += vj * g[k];
+                    gwi[k] += vi * g[k];
+                }
+            }
         }
         for (int64_t d = 0; d < K; ++d) {
             const real acc = F(bwd_row)(a[d], Wt + (2 * Fd + d) * H, tW + (2 * Fd + d) * H, g, H);
