@@ -40,9 +40,9 @@ import torch
 
 ENV = "GRAPHDYN_NATIVE"
 FLAGS = ("-O3", "-march=native", "-ffp-contract=fast", "-fno-math-errno", "-fopenmp", "-fPIC", "-shared", "-std=c11")
-SOURCES = ("common.c", "edge_sum.c", "interaction.c")
-# each source is written once over `real`, F(name), EXP and TANH and emitted for both dtypes
-_TYPES = (("float", "f32", "expf", "tanhf"), ("double", "f64", "exp", "tanh"))
+SOURCES = ("common.c", "edge_sum.c", "interaction.c", "egnn_edges.c")
+# each source is written once over `real`, F(name), EXP, TANH and SQRT and emitted for both dtypes
+_TYPES = (("float", "f32", "expf", "tanhf", "sqrtf"), ("double", "f64", "exp", "tanh", "sqrt"))
 
 _lock = threading.Lock()
 _state: dict[str, object] = {}
@@ -70,9 +70,9 @@ def _source() -> str:
     """The sources, each emitted once per dtype (see ``_TYPES``)."""
     body = "\n".join((resources.files(__name__) / name).read_text() for name in SOURCES)
     return "".join(
-        f"#define real {real}\n#define F(name) name##_{sfx}\n#define EXP {exp}\n#define TANH {tanh}\n{body}\n"
-        "#undef real\n#undef F\n#undef EXP\n#undef TANH\n"
-        for real, sfx, exp, tanh in _TYPES
+        f"#define real {real}\n#define F(name) name##_{sfx}\n#define EXP {exp}\n#define TANH {tanh}\n#define SQRT {sqrt}\n"
+        f"{body}\n#undef real\n#undef F\n#undef EXP\n#undef TANH\n#undef SQRT\n"
+        for real, sfx, exp, tanh, sqrt in _TYPES
     )
 
 
@@ -139,9 +139,12 @@ def kernel(name: str, dtype: torch.dtype):
 
 
 def call(name: str, dtype: torch.dtype, *args) -> None:
-    """Run kernel ``name`` for ``dtype``; kernels return 0, or non-zero when memory ran out."""
-    if kernel(name, dtype)(*args) != 0:
+    """Run kernel ``name`` for ``dtype``; kernels return 0, 1 when memory ran out, 2 for sizes they do not take."""
+    code = kernel(name, dtype)(*args)
+    if code == 1:
         raise MemoryError(f"graphdyn native kernel {name}: out of memory")
+    if code != 0:
+        raise ValueError(f"graphdyn native kernel {name}: unsupported sizes (code {code})")
 
 
 def ptr(t: torch.Tensor | None) -> ctypes.c_void_p:
