@@ -5,8 +5,8 @@ backward) for single-channel coordinates, with the C kernel
 ``graphdyn/native/egnn_edges.c``: every edge row is computed with its hidden vectors in
 registers, and the backward recomputes them. Threads own ranges of batch rows.
 :func:`egnn_edges_native` returns ``None`` where the kernel does not apply (multi-channel,
-another activation, device or dtype, no compiler); the caller then runs the
-PyTorch op. Edge-attribute projections ``Q [E or 1, ..., H]`` may broadcast over trailing batch
+a hidden width other than :data:`WIDTHS`, another activation, device or dtype, no compiler);
+the caller then runs the PyTorch op. Edge-attribute projections ``Q [E or 1, ..., H]`` may broadcast over trailing batch
 axes (ESTAG's ``[E, B, 1, H]`` over frames).
 
 Shapes (node-major): ``P, S [N, ..., H]``, ``x [N, ..., D]`` -> ``M [N, ..., H]``,
@@ -24,6 +24,7 @@ from graphdyn.nn.interaction_native import ACTS, check_edges
 
 _i64 = ctypes.c_int64
 MAX_DIM = 8  # EGNN_MAXD in egnn_edges.c
+WIDTHS = (16,)  # hidden widths compiled (ESTAG's); others run the PyTorch op
 
 
 def _real(t: torch.Tensor, v: float):
@@ -115,6 +116,7 @@ def egnn_edges_native(P, S, x, Q, Wr, W2, b2, Wc1, bc1, Wc2, edge_index, cfg) ->
         or rep is None
         or (Q is not None and Q.shape[0] not in (1, edge_index.shape[1]))
         or cfg.act not in ACTS
+        or P.shape[-1] not in WIDTHS
         or x.shape[-1] > MAX_DIM
         or Wr.shape[-1] != 1
         or any(t is None or t.device.type != "cpu" or t.dtype != dtype for t in tensors)
