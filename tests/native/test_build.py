@@ -11,13 +11,13 @@ from graphdyn.nn.message_passing import InteractionLayer
 def fresh(monkeypatch, tmp_path):
     """A clean loader state that builds into a temporary data folder."""
     monkeypatch.setattr(native, "_state", {})
-    monkeypatch.setenv("GRAPHDYN_DATA", str(tmp_path))
+    monkeypatch.setenv("GRAPHDYN_NATIVE_CACHE", str(tmp_path / "native"))
     return tmp_path
 
 
 def _layer_output():
     torch.manual_seed(0)
-    layer = InteractionLayer(2, 1, hidden=8).double()
+    layer = InteractionLayer(2, 1, hidden=32).double()  # the compiled width
     h = torch.randn(3, 4, 2, dtype=torch.float64)
     return layer(h, torch.tensor([[0, 1, 2, 3], [1, 2, 3, 0]]))
 

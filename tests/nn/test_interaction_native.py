@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from graphdyn import native
-from graphdyn.nn.interaction_native import interaction_layer
+from graphdyn.nn.interaction_native import WIDTHS, interaction_layer
 from graphdyn.nn.message_passing import InteractionLayer
 
 pytestmark = pytest.mark.skipif(not native.available(), reason="native kernels unavailable (no C compiler)")
@@ -30,9 +30,9 @@ def _both_paths(layer, h, ei, ea):
 
 @pytest.mark.parametrize("act", ["relu", "silu", "tanh"])
 @pytest.mark.parametrize("edge_attr", [None, "shared", "batched"])
-@pytest.mark.parametrize("hidden", [8, 32])  # 32: the kernel's unrolled width; 8: the generic loops
 @pytest.mark.parametrize("input_grad", [True, False])  # False: the kernel skips the input gradients
-def test_layer_native_matches_pytorch_values_and_gradients(act, edge_attr, hidden, input_grad):
+def test_layer_native_matches_pytorch_values_and_gradients(act, edge_attr, input_grad):
+    hidden = WIDTHS[0]
     torch.manual_seed(0)
     B, N, F, K, E = 5, 6, 4, 3, 20
     ei = _graph(N, E)
@@ -47,7 +47,7 @@ def test_layer_native_matches_pytorch_values_and_gradients(act, edge_attr, hidde
         torch.testing.assert_close(a, b, rtol=1e-11, atol=1e-12)
 
 
-def _random_args(B=3, N=5, F=2, K=2, H=7, O=2, E=12, seed=1, batched_ea=True):
+def _random_args(B=3, N=5, F=2, K=2, H=WIDTHS[0], O=2, E=12, seed=1, batched_ea=True):
     g = torch.Generator().manual_seed(seed)
 
     def r(*shape):
@@ -67,7 +67,7 @@ def test_gradcheck(act, batched_ea):
 def test_deterministic_for_a_thread_count_and_close_across_counts():
     """Per-thread gradient buffers are summed in thread order: reruns are bit-identical; another
     thread count only changes the summation order of the weight gradients."""
-    ei, h, ea, params = _random_args(B=64, N=6, H=16, E=30, seed=2)
+    ei, h, ea, params = _random_args(B=64, N=6, E=30, seed=2)
     before = torch.get_num_threads()
     results = []
     try:
@@ -104,6 +104,7 @@ def test_bad_input_is_an_error_not_a_crash():
 def test_unsupported_cases_fall_back_to_pytorch():
     ei, h, ea, params = _random_args()
     assert interaction_layer(h, ei, ea, *params, "gelu") is None  # no native GELU
+    assert interaction_layer(h, ei, ea, *_random_args(H=8)[3], "relu") is None  # a width not compiled
     assert interaction_layer(h.half(), ei, ea.half(), *(p.half() for p in params), "relu") is None
     layer = InteractionLayer(3, 2, hidden=8, act="gelu")
     assert layer(torch.randn(2, 4, 3), torch.tensor([[0], [1]])).shape == (2, 4, 2)
@@ -111,7 +112,7 @@ def test_unsupported_cases_fall_back_to_pytorch():
 
 def test_no_edges_gives_the_node_mlp_of_h_alone():
     torch.manual_seed(5)
-    layer = InteractionLayer(3, 2, hidden=8).double()
+    layer = InteractionLayer(3, 2, hidden=WIDTHS[0]).double()
     h = torch.randn(2, 4, 3, dtype=torch.float64, requires_grad=True)
     (out_n, out_p), (g_n, g_p) = _both_paths(layer, h, torch.zeros(2, 0, dtype=torch.long), None)
     torch.testing.assert_close(out_n, out_p, rtol=1e-12, atol=1e-12)

@@ -6,8 +6,9 @@ tensors written and read back by a dozen separate PyTorch kernels). Their fused 
 registers. They are an *accelerator, never a requirement*:
 
 * The first call compiles the sources with the system C compiler (``$CC``, else ``cc``) as
-  ``-O3 -march=native -fno-math-errno -fopenmp`` into ``<data folder>/native/graphdyn-<key>.so`` (the data folder
-  is ``$GRAPHDYN_DATA`` or ``~/.cache/graphdyn``). ``key`` hashes the sources, the compiler,
+  ``-O3 -march=native -ffp-contract=fast -fno-math-errno -fopenmp`` (with glibc's vector math
+  library ``libmvec`` for SIMD ``exp``/``tanh`` where it links, else without) into ``graphdyn-<key>.so`` in :func:`cache_dir`
+  (``$GRAPHDYN_NATIVE_CACHE``, else ``~/.cache/graphdyn/native``). ``key`` hashes the sources, the compiler,
   the flags and the CPU's feature flags, so a changed source or another CPU builds afresh; the
   library is written to a temporary name and renamed, so a crash leaves nothing half-written.
   Compiling takes about a second.
@@ -40,12 +41,24 @@ import torch
 
 ENV = "GRAPHDYN_NATIVE"
 FLAGS = ("-O3", "-march=native", "-ffp-contract=fast", "-fno-math-errno", "-fopenmp", "-fPIC", "-shared", "-std=c11")
-SOURCES = ("common.c", "edge_sum.c", "interaction.c")
-# each source is written once over `real`, F(name), EXP and TANH and emitted for both dtypes
-_TYPES = (("float", "f32", "expf", "tanhf"), ("double", "f64", "exp", "tanh"))
+SOURCES = ("common.c", "edge_sum.c", "interaction.c", "egnn_edges.c")
+# each source is written once over `real`, F(name), EXP, TANH and SQRT and emitted for both dtypes
+_TYPES = (("float", "f32", "expf", "tanhf", "sqrtf"), ("double", "f64", "exp", "tanh", "sqrt"))
 
 _lock = threading.Lock()
 _state: dict[str, object] = {}
+
+
+CACHE_ENV = "GRAPHDYN_NATIVE_CACHE"
+
+
+def cache_dir() -> Path:
+    """Where built libraries live: ``$GRAPHDYN_NATIVE_CACHE``, else ``$XDG_CACHE_HOME/graphdyn/native``,
+    else ``~/.cache/graphdyn/native`` (machine-specific builds, apart from any data folder)."""
+    if os.environ.get(CACHE_ENV):
+        return Path(os.environ[CACHE_ENV]).expanduser()
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "graphdyn" / "native"
 
 
 def enabled() -> bool:
@@ -70,10 +83,14 @@ def _source() -> str:
     """The sources, each emitted once per dtype (see ``_TYPES``)."""
     body = "\n".join((resources.files(__name__) / name).read_text() for name in SOURCES)
     return "".join(
-        f"#define real {real}\n#define F(name) name##_{sfx}\n#define EXP {exp}\n#define TANH {tanh}\n{body}\n"
-        "#undef real\n#undef F\n#undef EXP\n#undef TANH\n"
-        for real, sfx, exp, tanh in _TYPES
+        f"#define real {real}\n#define F(name) name##_{sfx}\n#define EXP {exp}\n#define TANH {tanh}\n#define SQRT {sqrt}\n"
+        f"{body}\n#undef real\n#undef F\n#undef EXP\n#undef TANH\n#undef SQRT\n"
+        for real, sfx, exp, tanh, sqrt in _TYPES
     )
+
+
+# tried in order: with glibc's vector math library (SIMD exp/tanh), then without
+VARIANTS = ((("-DGRAPHDYN_MVEC",), ("-lmvec", "-lm")), ((), ("-lm",)))
 
 
 def _build(out_dir: Path) -> Path:
@@ -86,21 +103,24 @@ def _build(out_dir: Path) -> Path:
         version = subprocess.run([cc, "--version"], capture_output=True, text=True, timeout=30).stdout.splitlines()[0]
     except (OSError, IndexError, subprocess.SubprocessError) as e:
         raise RuntimeError(f"{cc} --version failed: {e}") from None
-    key = hashlib.sha256("\0".join([src, cc, version, " ".join(FLAGS), _cpu_flags()]).encode()).hexdigest()[:16]
-    lib = out_dir / f"graphdyn-{key}.so"
-    if lib.exists():
-        return lib
-    out_dir.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(dir=out_dir) as tmp:
-        c_file = Path(tmp) / "graphdyn_native.c"
-        c_file.write_text(src)
-        so = Path(tmp) / "graphdyn_native.so"
-        proc = subprocess.run([cc, *FLAGS, str(c_file), "-o", str(so), "-lm"], capture_output=True, text=True, timeout=300)
-        if proc.returncode != 0:
-            tail = (proc.stderr or proc.stdout).strip().splitlines()[-3:]
-            raise RuntimeError(f"{cc} failed: " + " | ".join(tail))
-        os.replace(so, lib)
-    return lib
+    error = ""
+    for defines, libs in VARIANTS:
+        flags = (*FLAGS, *defines)
+        key = hashlib.sha256("\0".join([src, cc, version, " ".join(flags + libs), _cpu_flags()]).encode()).hexdigest()[:16]
+        lib = out_dir / f"graphdyn-{key}.so"
+        if lib.exists():
+            return lib
+        out_dir.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryDirectory(dir=out_dir) as tmp:
+            c_file = Path(tmp) / "graphdyn_native.c"
+            c_file.write_text(src)
+            so = Path(tmp) / "graphdyn_native.so"
+            proc = subprocess.run([cc, *flags, str(c_file), "-o", str(so), *libs], capture_output=True, text=True, timeout=300)
+            if proc.returncode == 0:
+                os.replace(so, lib)
+                return lib
+            error = " | ".join((proc.stderr or proc.stdout).strip().splitlines()[-3:])
+    raise RuntimeError(f"{cc} failed: {error}")
 
 
 def load() -> ctypes.CDLL | None:
@@ -110,13 +130,11 @@ def load() -> ctypes.CDLL | None:
     with _lock:
         if "lib" in _state:
             return _state["lib"]  # type: ignore[return-value]
-        from graphdyn.data.cache import data_dir
-
         lib = None
         try:
             try:
-                path = _build(data_dir() / "native")
-            except OSError:  # data folder not writable: build in a private temporary folder
+                path = _build(cache_dir())
+            except OSError:  # cache folder not writable: build in a private temporary folder
                 path = _build(Path(tempfile.mkdtemp(prefix="graphdyn-native-")))
             lib = ctypes.CDLL(str(path))
         except (OSError, RuntimeError, subprocess.SubprocessError) as e:
@@ -139,9 +157,12 @@ def kernel(name: str, dtype: torch.dtype):
 
 
 def call(name: str, dtype: torch.dtype, *args) -> None:
-    """Run kernel ``name`` for ``dtype``; kernels return 0, or non-zero when memory ran out."""
-    if kernel(name, dtype)(*args) != 0:
+    """Run kernel ``name`` for ``dtype``; kernels return 0, 1 when memory ran out, 2 for sizes they do not take."""
+    code = kernel(name, dtype)(*args)
+    if code == 1:
         raise MemoryError(f"graphdyn native kernel {name}: out of memory")
+    if code != 0:
+        raise ValueError(f"graphdyn native kernel {name}: unsupported sizes (code {code})")
 
 
 def ptr(t: torch.Tensor | None) -> ctypes.c_void_p:

@@ -7,6 +7,17 @@
 #include <stdlib.h>
 #include <string.h>
 
+#if defined(GRAPHDYN_MVEC) && !defined(GRAPHDYN_MVEC_DECLARED)
+#define GRAPHDYN_MVEC_DECLARED
+/* glibc's libmvec has SIMD versions of exp and tanh, but its headers declare them only under
+ * -ffast-math; declaring them here lets the activation loops vectorise without fast-math's other
+ * licences (libmvec's documented error is a few ulp). Built with -lmvec; see __init__.py. */
+__attribute__((simd("notinbranch"))) float expf(float);
+__attribute__((simd("notinbranch"))) double exp(double);
+__attribute__((simd("notinbranch"))) float tanhf(float);
+__attribute__((simd("notinbranch"))) double tanh(double);
+#endif
+
 /* s[0:H] += act(z[0:H]); the switch sits outside the loops so that they vectorise */
 static inline __attribute__((always_inline)) void F(act_add)(real *restrict s, const real *restrict z, int64_t H, int act) {
     if (act == 0) {

@@ -14,7 +14,8 @@
  * and then the edge part's backward of edge_sum.c with gS. Per-thread gradient blocks (padded to
  * cache lines) are summed in thread order. The gradient block is
  * [gWe1t (De H), gbe1 (H), gW1t (D H), gbn1 (H), gWn2 (O H), gbn2 (O)], De = 2F + K.
- * Both functions return 0, or 1 when memory ran out.
+ * Only hidden width 32 is compiled (each width multiplies the compile time): both functions
+ * return 0, 1 when memory ran out, 2 for another width.
  */
 
 #ifndef NODE_BLOCK
@@ -76,6 +77,7 @@ int F(interaction_fwd)(const real *h, const real *ea, int64_t ea_bstride, const 
                        const real *bn2, real *out, int64_t B, int64_t N, int64_t E, int64_t Fd, int64_t K, int64_t H,
                        int64_t O, int act, int nthreads) {
     const int64_t D = Fd + H + 1;
+    if (H != 32) return 2; /* compiled for the notebook's width only (see interaction_native.WIDTHS) */
     int failed = 0;
 #pragma omp parallel num_threads(nthreads) reduction(| : failed)
     {
@@ -87,10 +89,7 @@ int F(interaction_fwd)(const real *h, const real *ea, int64_t ea_bstride, const 
             const real *hb = h + b * N * Fd, *eab = K ? ea + b * ea_bstride : NULL;
             real *outb = out + b * N * O;
             switch (H) {
-                case 16: F(layer_fwd_graph)(hb, eab, recv, send, We1t, be1, W1t, bn1, Wn2, bn2, outb, N, E, Fd, K, 16, O, act, x, z); break;
                 case 32: F(layer_fwd_graph)(hb, eab, recv, send, We1t, be1, W1t, bn1, Wn2, bn2, outb, N, E, Fd, K, 32, O, act, x, z); break;
-                case 64: F(layer_fwd_graph)(hb, eab, recv, send, We1t, be1, W1t, bn1, Wn2, bn2, outb, N, E, Fd, K, 64, O, act, x, z); break;
-                default: F(layer_fwd_graph)(hb, eab, recv, send, We1t, be1, W1t, bn1, Wn2, bn2, outb, N, E, Fd, K, H, O, act, x, z);
             }
         }
         free(x);
@@ -197,6 +196,7 @@ int F(interaction_bwd)(const real *h, const real *ea, int64_t ea_bstride, const 
                        const real *Wn2, const real *gout, real *gh, real *gea, real *gblock, int64_t B, int64_t N,
                        int64_t E, int64_t Fd, int64_t K, int64_t H, int64_t O, int act, int nthreads) {
     const int64_t De = 2 * Fd + K, D = Fd + H + 1;
+    if (H != 32) return 2;
     const int shared_ea = gea && ea_bstride == 0;
     const int64_t nblock = De * H + H + D * H + H + O * H + O;
     const int64_t per = F(padded)(nblock + (shared_ea ? E * K : 0));
@@ -218,10 +218,7 @@ int F(interaction_bwd)(const real *h, const real *ea, int64_t ea_bstride, const 
             const real *hb = h + b * N * Fd, *eab = K ? ea + b * ea_bstride : NULL, *goutb = gout + b * N * O;
             real *ghb = gh ? gh + b * N * Fd : NULL, *geab = gea && !shared_ea ? gea + b * ea_bstride : NULL;
             switch (H) {
-                case 16: F(layer_bwd_graph)(hb, eab, recv, send, We1t, be1, W1t, W1, bn1, Wn2, goutb, ghb, geab, shared_ea, tWe1, tbe1, tW1, tbn1, tWn2, tbn2, tea, N, E, Fd, K, 16, O, act, x, gx, z, g); break;
                 case 32: F(layer_bwd_graph)(hb, eab, recv, send, We1t, be1, W1t, W1, bn1, Wn2, goutb, ghb, geab, shared_ea, tWe1, tbe1, tW1, tbn1, tWn2, tbn2, tea, N, E, Fd, K, 32, O, act, x, gx, z, g); break;
-                case 64: F(layer_bwd_graph)(hb, eab, recv, send, We1t, be1, W1t, W1, bn1, Wn2, goutb, ghb, geab, shared_ea, tWe1, tbe1, tW1, tbn1, tWn2, tbn2, tea, N, E, Fd, K, 64, O, act, x, gx, z, g); break;
-                default: F(layer_bwd_graph)(hb, eab, recv, send, We1t, be1, W1t, W1, bn1, Wn2, goutb, ghb, geab, shared_ea, tWe1, tbe1, tW1, tbn1, tWn2, tbn2, tea, N, E, Fd, K, H, O, act, x, gx, z, g);
             }
         }
         free(x);

@@ -46,6 +46,8 @@ import torch
 from torch.autograd.function import once_differentiable
 import torch.nn.functional as F
 
+from graphdyn.nn.egnn_native import egnn_edges_native
+
 # rows (edges x batch entries) per chunk: eight [rows, 16] float32 tensors of this size fit in
 # a 2 MiB L2 cache with room to spare
 CHUNK_ROWS = 32768
@@ -68,6 +70,7 @@ class EdgeConfig:
     update_coords: bool = True
     chunk_rows: int = CHUNK_ROWS
     store_bytes: int = STORE_BYTES
+    native: bool = True  # single-channel without edge attributes: the C kernel of graphdyn.nn.egnn_native
 
 
 def _act(z: torch.Tensor, cfg: EdgeConfig, inplace: bool = False) -> torch.Tensor:
@@ -308,6 +311,10 @@ def egnn_edges(
     """
     if cfg.act not in ACTS:
         raise ValueError(f"unsupported activation {cfg.act!r}")
+    if cfg.native:
+        out = egnn_edges_native(P, S, x, Q, Wr, W2, b2, Wc1, bc1, Wc2, edge_index, cfg)
+        if out is not None:
+            return out
     P, S, x = P.contiguous(), S.contiguous(), x.contiguous()
     if Q is not None:
         Q = Q.contiguous()

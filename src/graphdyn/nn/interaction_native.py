@@ -17,7 +17,8 @@ for a given thread count).
 Shapes: ``h [B, N, F]``, ``edge_attr None | [E, K] | [B, E, K]``, ``edge_index [2, E]``,
 ``we1 [H, 2F + K]``, ``be1 [H]``, ``w1 [H, F + H + 1]``, ``bn1 [H]``, ``wn2 [O, H]``, ``bn2 [O]``
 -> ``[B, N, O]``. Float32 or float64 CPU tensors; activation ``relu``, ``silu`` or ``tanh``.
-Differentiable once. :func:`interaction_layer` returns ``None`` where the kernel cannot run.
+Differentiable once. :func:`interaction_layer` returns ``None`` where the kernel cannot run
+(another hidden width than :data:`WIDTHS`, activation, device or dtype, or no compiler).
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ import torch
 
 from graphdyn import native
 ACTS = {"relu": 0, "silu": 1, "tanh": 2}  # the activations the kernel knows (common.c)
+WIDTHS = (32,)  # hidden widths compiled (the notebook's); others run the PyTorch path
 _i64 = ctypes.c_int64
 
 
@@ -107,6 +109,7 @@ def interaction_layer(
     tensors = [h, we1, be1, w1, bn1, wn2, bn2] + ([] if edge_attr is None else [edge_attr])
     if (
         act not in ACTS
+        or we1.shape[0] not in WIDTHS
         or h.dim() != 3
         or any(t.device.type != "cpu" or t.dtype != dtype for t in tensors)
         or native.kernel("interaction_fwd", dtype) is None

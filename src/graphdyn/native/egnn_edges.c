@@ -1,0 +1,330 @@
+/* The per-edge part of a single-channel EGNN layer, forward and backward (graphdyn.nn.egnn_native).
+ *
+ * The same function as graphdyn/nn/egnn_fused.py (its docstring has the math and the
+ * hand-derived backward), for node-major tensors P, S [N, R, H], x [N, R, D] (R = all batch
+ * rows, e.g. B T) and edges e = (i <- j), per row r:
+ *
+ *     d = x_ir - x_jr    q = |d|^2    z1 = P_ir + S_jr + Wr q    m = act(W2 act(z1) + b2)
+ *     phi = Wc2 . act(Wc1 m + bc1)    t = clamp(u phi)  (u = d, or d / |d| with unit)
+ *     M_ir += m    X_ir += t
+ *
+ * Threads own ranges of rows r, so every write to M, X and the input gradients of a row comes
+ * from one thread; weight gradients go to per-thread buffers summed in thread order. Weight
+ * matrices come in both layouts (W [out, in] and Wt [in, out]) so that every loop runs over
+ * contiguous memory. clampv < 0: no clamp. Only hidden width 16 (ESTAG's) is compiled: each
+ * width multiplies the compile time. Both functions return 0, 1 when memory ran out, or 2 for
+ * another width or D > EGNN_MAXD.
+ */
+
+#define EGNN_MAXD 8 /* spatial dimension bound (D is 1, 2 or 3) */
+#define EG_RB 4         /* edge rows computed together: independent FMA chains, weights loaded once per block */
+#define EG_STASH 16     /* edge rows whose weight-gradient outer products are summed together */
+
+/* y[b] = bias + Wt^T v[b] for nb rows (y, v: [nb, H]; Wt [H_in, H_out]) */
+static inline __attribute__((always_inline)) void F(eg_lin)(real *restrict y, const real *restrict v,
+                                                          const real *restrict Wt, const real *restrict bias,
+                                                          int64_t nb, int64_t H) {
+    for (int64_t b = 0; b < nb; ++b)
+#pragma omp simd
+        for (int64_t k = 0; k < H; ++k) y[b * H + k] = bias ? bias[k] : 0;
+    for (int64_t q = 0; q < H; ++q) {
+        const real *restrict w = Wt + q * H;
+        for (int64_t b = 0; b < nb; ++b) {
+            const real vq = v[b * H + q];
+#pragma omp simd
+            for (int64_t k = 0; k < H; ++k) y[b * H + k] += w[k] * vq;
+        }
+    }
+}
+
+/* g[b] += W^T v[b] for nb rows, W [H_out, H_in] row-major: rank-1 updates over W's rows */
+static inline __attribute__((always_inline)) void F(eg_lin_t)(real *restrict g, const real *restrict v,
+                                                            const real *restrict W, int64_t nb, int64_t H) {
+    for (int64_t k = 0; k < H; ++k) {
+        const real *restrict w = W + k * H;
+        for (int64_t b = 0; b < nb; ++b) {
+            const real vk = v[b * H + k];
+#pragma omp simd
+            for (int64_t q = 0; q < H; ++q) g[b * H + q] += w[q] * vk;
+        }
+    }
+}
+
+/* gW [H, H] += sum_b g_b (x) v_b over nb stashed rows: each gW row loaded and stored once */
+static inline __attribute__((always_inline)) void F(eg_outer_flush)(real *restrict gW, const real *restrict g,
+                                                                  const real *restrict v, int64_t nb, int64_t H) {
+    for (int64_t k = 0; k < H; ++k) {
+        real acc[H];
+#pragma omp simd
+        for (int64_t q = 0; q < H; ++q) acc[q] = 0;
+        for (int64_t b = 0; b < nb; ++b) {
+            const real gk = g[b * H + k], *restrict vb = v + b * H;
+#pragma omp simd
+            for (int64_t q = 0; q < H; ++q) acc[q] += gk * vb[q];
+        }
+        real *restrict row = gW + k * H;
+#pragma omp simd
+        for (int64_t q = 0; q < H; ++q) row[q] += acc[q];
+    }
+}
+
+/* Forward values of a block of nb <= EG_RB consecutive rows r0.. of edge e = (i <- j). */
+struct F(eg_blk) {
+    real d[EG_RB][EGNN_MAXD], q[EG_RB], n[EG_RB], phi[EG_RB];
+};
+
+static inline __attribute__((always_inline)) void F(eg_forward_blk)(
+    const real *restrict Pi, const real *restrict Sj, const real *Q, int64_t qbase, int64_t rep, int64_t r0,
+    const real *restrict xi, const real *restrict xj, const real *restrict Wr, const real *restrict W2t,
+    const real *restrict b2, const real *restrict Wc1t, const real *restrict bc1, const real *restrict Wc2, int64_t nb,
+    int64_t H, int64_t D, int act, int coords, int unit, struct F(eg_blk) *blk, real *restrict z1, real *restrict a1,
+    real *restrict z2, real *restrict m, real *restrict z3, real *restrict a3) {
+    for (int64_t b = 0; b < nb; ++b) {
+        real q = 0;
+        for (int64_t c = 0; c < D; ++c) {
+            const real dc = xi[b * D + c] - xj[b * D + c];
+            blk->d[b][c] = dc;
+            q += dc * dc;
+        }
+        blk->q[b] = q;
+        blk->n[b] = unit ? SQRT(q) : (real)1;
+        blk->phi[b] = 0;
+        const real *restrict Qb = Q ? Q + qbase + (r0 + b) / rep * H : NULL;
+#pragma omp simd
+        for (int64_t k = 0; k < H; ++k) z1[b * H + k] = Pi[b * H + k] + Sj[b * H + k] + Wr[k] * q + (Qb ? Qb[k] : 0);
+    }
+    F(act_apply)(a1, z1, nb * H, act);
+    F(eg_lin)(z2, a1, W2t, b2, nb, H);
+    F(act_apply)(m, z2, nb * H, act);
+    if (!coords) return;
+    F(eg_lin)(z3, m, Wc1t, bc1, nb, H);
+    F(act_apply)(a3, z3, nb * H, act);
+    for (int64_t b = 0; b < nb; ++b) {
+        real phi = 0;
+#pragma omp simd reduction(+ : phi)
+        for (int64_t k = 0; k < H; ++k) phi += Wc2[k] * a3[b * H + k];
+        blk->phi[b] = phi;
+    }
+}
+
+static inline __attribute__((always_inline)) void F(eg_fwd_blk_acc)(
+    const real *P, const real *S, const real *Q, int64_t qe, int64_t rep, const real *x, int64_t i, int64_t j,
+    int64_t e, int64_t r, const real *Wr, const real *W2t, const real *b2, const real *Wc1t, const real *bc1,
+    const real *Wc2, real *aggm, real *aggt, int64_t R, int64_t nb, int64_t H, int64_t D, int act, int unit,
+    real clampv, real *z1, real *a1, real *z2, real *m, real *z3, real *a3) {
+    const int coords = aggt != NULL;
+    const int64_t ir = i * R + r, jr = j * R + r;
+    struct F(eg_blk) blk;
+    F(eg_forward_blk)(P + ir * H, S + jr * H, Q, e * qe, rep, r, x + ir * D, x + jr * D, Wr, W2t, b2, Wc1t, bc1, Wc2,
+                      nb, H, D, act, coords, unit, &blk, z1, a1, z2, m, z3, a3);
+    real *restrict am = aggm + ir * H;
+#pragma omp simd
+    for (int64_t k = 0; k < nb * H; ++k) am[k] += m[k];
+    if (coords)
+        for (int64_t b = 0; b < nb; ++b)
+            for (int64_t c = 0; c < D; ++c) {
+                real t = blk.d[b][c] / blk.n[b] * blk.phi[b];
+                if (clampv >= 0) t = t > clampv ? clampv : (t < -clampv ? -clampv : t);
+                aggt[(ir + b) * D + c] += t;
+            }
+}
+
+static inline __attribute__((always_inline)) void F(eg_fwd_rows)(
+    const real *P, const real *S, const real *Q, int64_t qe, int64_t rep, const real *x, const int64_t *recv,
+    const int64_t *send, const real *Wr, const real *W2t, const real *b2, const real *Wc1t, const real *bc1,
+    const real *Wc2, real *aggm, real *aggt, int64_t R, int64_t E, int64_t H, int64_t D, int act, int unit, real clampv,
+    int64_t r0, int64_t r1) {
+    real z1[EG_RB * H], a1[EG_RB * H], z2[EG_RB * H], m[EG_RB * H], z3[EG_RB * H], a3[EG_RB * H];
+    for (int64_t e = 0; e < E; ++e) {
+        const int64_t i = recv[e], j = send[e];
+        int64_t r = r0;
+        for (; r + EG_RB <= r1; r += EG_RB)
+            F(eg_fwd_blk_acc)(P, S, Q, qe, rep, x, i, j, e, r, Wr, W2t, b2, Wc1t, bc1, Wc2, aggm, aggt, R, EG_RB, H, D,
+                              act, unit, clampv, z1, a1, z2, m, z3, a3);
+        if (r < r1)
+            F(eg_fwd_blk_acc)(P, S, Q, qe, rep, x, i, j, e, r, Wr, W2t, b2, Wc1t, bc1, Wc2, aggm, aggt, R, r1 - r, H, D,
+                              act, unit, clampv, z1, a1, z2, m, z3, a3);
+    }
+}
+
+/* aggm [N, R, H] and aggt [N, R, D] (NULL: no coordinate update) are written here. Q (or NULL):
+ * edge-attribute projections [Eq, R / rep, H], row r of edge e at Q + e qe + (r / rep) H (qe = 0:
+ * shared by all edges); threads own whole groups of rep rows, so gQ needs no locks. */
+int F(egnn_edges_fwd)(const real *P, const real *S, const real *Q, int64_t qe, int64_t rep, const real *x,
+                      const int64_t *recv, const int64_t *send, const real *Wr, const real *W2t, const real *b2,
+                      const real *Wc1t, const real *bc1, const real *Wc2, real *aggm, real *aggt, int64_t N, int64_t R,
+                      int64_t E, int64_t H, int64_t D, int act, int unit, real clampv, int nthreads) {
+    if (D > EGNN_MAXD || H != 16) return 2;
+    memset(aggm, 0, sizeof(real) * N * R * H);
+    if (aggt) memset(aggt, 0, sizeof(real) * N * R * D);
+#pragma omp parallel num_threads(nthreads)
+    {
+        const int nt = omp_get_num_threads(), t = omp_get_thread_num();
+        const int64_t nq = R / rep, r0 = nq * t / nt * rep, r1 = nq * (t + 1) / nt * rep;
+        switch (H) {
+            case 16: F(eg_fwd_rows)(P, S, Q, qe, rep, x, recv, send, Wr, W2t, b2, Wc1t, bc1, Wc2, aggm, aggt, R, E, 16, D, act, unit, clampv, r0, r1); break;
+        }
+    }
+    return 0;
+}
+
+/* Backward of one block; stash arrays (capacity EG_STASH rows) collect the outer products. */
+static inline __attribute__((always_inline)) void F(eg_bwd_blk)(
+    const real *P, const real *S, const real *Q, real *gQ, int64_t qe, int64_t rep, const real *x, int64_t i, int64_t j,
+    int64_t e, int64_t r, const real *Wr, const real *W2t, const real *W2, const real *b2, const real *Wc1t,
+    const real *Wc1, const real *bc1, const real *Wc2, const real *Gm, const real *Gt, real *gP, real *gS, real *gx,
+    real *tWr, real *tW2, real *tb2, real *tWc1, real *tbc1, real *tWc2, int64_t R, int64_t nb, int64_t H, int64_t D,
+    int act, int unit, real clampv, real *z1, real *a1, real *z2, real *m, real *z3, real *a3, real *gm, real *ga,
+    real *gz, real *s2g, real *s2v, real *scg, real *scv, int64_t *ns) {
+    const int coords = Gt != NULL;
+    const int64_t ir = i * R + r, jr = j * R + r;
+    struct F(eg_blk) blk;
+    if (*ns + nb > EG_STASH) {
+        F(eg_outer_flush)(tW2, s2g, s2v, *ns, H);
+        if (coords) F(eg_outer_flush)(tWc1, scg, scv, *ns, H);
+        *ns = 0;
+    }
+    F(eg_forward_blk)(P + ir * H, S + jr * H, Q, e * qe, rep, r, x + ir * D, x + jr * D, Wr, W2t, b2, Wc1t, bc1, Wc2,
+                      nb, H, D, act, coords, unit, &blk, z1, a1, z2, m, z3, a3);
+    const real *restrict gmi = Gm + ir * H;
+#pragma omp simd
+    for (int64_t k = 0; k < nb * H; ++k) gm[k] = gmi[k];
+    real gd[EG_RB][EGNN_MAXD];
+    for (int64_t b = 0; b < nb; ++b)
+        for (int64_t c = 0; c < D; ++c) gd[b][c] = 0;
+    if (coords) {
+        for (int64_t b = 0; b < nb; ++b) {
+            const real *gt = Gt + (ir + b) * D;
+            real gtm[EGNN_MAXD], gphi = 0;
+            for (int64_t c = 0; c < D; ++c) {
+                const real u = blk.d[b][c] / blk.n[b], t = u * blk.phi[b];
+                gtm[c] = (clampv >= 0 && (t > clampv || t < -clampv)) ? (real)0 : gt[c];  /* kept where |t| <= c */
+                gphi += gtm[c] * u;
+            }
+#pragma omp simd
+            for (int64_t k = 0; k < H; ++k) {
+                tWc2[k] += gphi * a3[b * H + k];
+                ga[b * H + k] = gphi * Wc2[k];
+            }
+            if (gx) {
+                real gu[EGNN_MAXD], ug = 0;
+                for (int64_t c = 0; c < D; ++c) {
+                    gu[c] = gtm[c] * blk.phi[b];
+                    ug += blk.d[b][c] / blk.n[b] * gu[c];
+                }
+                for (int64_t c = 0; c < D; ++c)
+                    gd[b][c] = unit ? (gu[c] - blk.d[b][c] / blk.n[b] * ug) / blk.n[b] : gu[c];
+            }
+        }
+        F(act_mul_grad)(gz, ga, z3, nb * H, act);  /* g_z3 */
+#pragma omp simd
+        for (int64_t k = 0; k < nb * H; ++k) {
+            scg[*ns * H + k] = gz[k];
+            scv[*ns * H + k] = m[k];
+        }
+        for (int64_t b = 0; b < nb; ++b)
+#pragma omp simd
+            for (int64_t k = 0; k < H; ++k) tbc1[k] += gz[b * H + k];
+        F(eg_lin_t)(gm, gz, Wc1, nb, H);
+    }
+    F(act_mul_grad)(gz, gm, z2, nb * H, act);  /* g_z2 */
+#pragma omp simd
+    for (int64_t k = 0; k < nb * H; ++k) {
+        s2g[*ns * H + k] = gz[k];
+        s2v[*ns * H + k] = a1[k];
+        ga[k] = 0;
+    }
+    *ns += nb;
+    for (int64_t b = 0; b < nb; ++b)
+#pragma omp simd
+        for (int64_t k = 0; k < H; ++k) tb2[k] += gz[b * H + k];
+    F(eg_lin_t)(ga, gz, W2, nb, H);  /* g_a1 = W2^T g_z2 */
+    F(act_mul_grad)(gz, ga, z1, nb * H, act);  /* g_z1 */
+    if (gP) {
+        real *restrict g = gP + ir * H;
+#pragma omp simd
+        for (int64_t k = 0; k < nb * H; ++k) g[k] += gz[k];
+    }
+    if (gS) {
+        real *restrict g = gS + jr * H;
+#pragma omp simd
+        for (int64_t k = 0; k < nb * H; ++k) g[k] += gz[k];
+    }
+    for (int64_t b = 0; b < nb; ++b) {
+        real gq = 0;
+#pragma omp simd reduction(+ : gq)
+        for (int64_t k = 0; k < H; ++k) {
+            tWr[k] += gz[b * H + k] * blk.q[b];
+            gq += gz[b * H + k] * Wr[k];
+        }
+        if (gQ) {
+            real *restrict g = gQ + e * qe + (r + b) / rep * H;
+#pragma omp simd
+            for (int64_t k = 0; k < H; ++k) g[k] += gz[b * H + k];
+        }
+        if (gx)
+            for (int64_t c = 0; c < D; ++c) {
+                const real g = gd[b][c] + 2 * blk.d[b][c] * gq;
+                gx[(ir + b) * D + c] += g;
+                gx[(jr + b) * D + c] -= g;
+            }
+    }
+}
+
+static inline __attribute__((always_inline)) void F(eg_bwd_rows)(
+    const real *P, const real *S, const real *Q, real *gQ, int64_t qe, int64_t rep, const real *x, const int64_t *recv,
+    const int64_t *send, const real *Wr, const real *W2t, const real *W2, const real *b2, const real *Wc1t,
+    const real *Wc1, const real *bc1, const real *Wc2, const real *Gm, const real *Gt, real *gP, real *gS, real *gx,
+    real *tWr, real *tW2, real *tb2, real *tWc1, real *tbc1, real *tWc2, int64_t R, int64_t E, int64_t H, int64_t D,
+    int act, int unit, real clampv, int64_t r0, int64_t r1) {
+    real z1[EG_RB * H], a1[EG_RB * H], z2[EG_RB * H], m[EG_RB * H], z3[EG_RB * H], a3[EG_RB * H], gm[EG_RB * H],
+        ga[EG_RB * H], gz[EG_RB * H];
+    real s2g[EG_STASH * H], s2v[EG_STASH * H], scg[EG_STASH * H], scv[EG_STASH * H];
+    int64_t ns = 0;
+    for (int64_t e = 0; e < E; ++e) {
+        const int64_t i = recv[e], j = send[e];
+        int64_t r = r0;
+        for (; r + EG_RB <= r1; r += EG_RB)
+            F(eg_bwd_blk)(P, S, Q, gQ, qe, rep, x, i, j, e, r, Wr, W2t, W2, b2, Wc1t, Wc1, bc1, Wc2, Gm, Gt, gP, gS, gx,
+                          tWr, tW2, tb2, tWc1, tbc1, tWc2, R, EG_RB, H, D, act, unit, clampv, z1, a1, z2, m, z3, a3, gm,
+                          ga, gz, s2g, s2v, scg, scv, &ns);
+        if (r < r1)
+            F(eg_bwd_blk)(P, S, Q, gQ, qe, rep, x, i, j, e, r, Wr, W2t, W2, b2, Wc1t, Wc1, bc1, Wc2, Gm, Gt, gP, gS, gx,
+                          tWr, tW2, tb2, tWc1, tbc1, tWc2, R, r1 - r, H, D, act, unit, clampv, z1, a1, z2, m, z3, a3, gm,
+                          ga, gz, s2g, s2v, scg, scv, &ns);
+    }
+    F(eg_outer_flush)(tW2, s2g, s2v, ns, H);
+    if (Gt) F(eg_outer_flush)(tWc1, scg, scv, ns, H);
+}
+
+/* Gt NULL: no coordinate update. gP, gS, gx, gQ (zeroed by the caller) may be NULL. Weight gradients
+ * are written into gblock = [gWr (H), gW2 (H H), gb2 (H), gWc1 (H H), gbc1 (H), gWc2 (H)]. */
+int F(egnn_edges_bwd)(const real *P, const real *S, const real *Q, real *gQ, int64_t qe, int64_t rep, const real *x, const int64_t *recv, const int64_t *send,
+                      const real *Wr, const real *W2t, const real *W2, const real *b2, const real *Wc1t,
+                      const real *Wc1, const real *bc1, const real *Wc2, const real *Gm, const real *Gt, real *gP,
+                      real *gS, real *gx, real *gblock, int64_t N, int64_t R, int64_t E, int64_t H, int64_t D, int act,
+                      int unit, real clampv, int nthreads) {
+    if (D > EGNN_MAXD || H != 16) return 2;
+    (void)N;
+    const int64_t nblock = 2 * H * H + 4 * H, per = F(padded)(nblock);
+    if (nthreads < 1) nthreads = 1;
+    real *buf = F(zeroed)(per * nthreads);
+    if (!buf) return 1;
+#pragma omp parallel num_threads(nthreads)
+    {
+        const int nt = omp_get_num_threads(), t = omp_get_thread_num();
+        const int64_t nq = R / rep, r0 = nq * t / nt * rep, r1 = nq * (t + 1) / nt * rep;
+        real *tWr = buf + t * per, *tW2 = tWr + H, *tb2 = tW2 + H * H, *tWc1 = tb2 + H, *tbc1 = tWc1 + H * H,
+             *tWc2 = tbc1 + H;
+        switch (H) {
+            case 16: F(eg_bwd_rows)(P, S, Q, gQ, qe, rep, x, recv, send, Wr, W2t, W2, b2, Wc1t, Wc1, bc1, Wc2, Gm, Gt, gP, gS, gx, tWr, tW2, tb2, tWc1, tbc1, tWc2, R, E, 16, D, act, unit, clampv, r0, r1); break;
+        }
+    }
+    memset(gblock, 0, sizeof(real) * nblock);
+    for (int t = 0; t < nthreads; ++t) {
+        const real *tb = buf + t * per;
+        for (int64_t q = 0; q < nblock; ++q) gblock[q] += tb[q];
+    }
+    free(buf);
+    return 0;
+}

@@ -1,0 +1,93 @@
+"""The native single-channel EGNN edge kernel computes egnn_fused's function and gradients."""
+
+from dataclasses import replace
+
+import pytest
+import torch
+
+from graphdyn import native
+from graphdyn.nn.egnn_fused import EdgeConfig, egnn_edges
+from graphdyn.nn.egnn_native import egnn_edges_native
+
+pytestmark = pytest.mark.skipif(not native.available(), reason="native kernels unavailable (no C compiler)")
+
+N, B, T, H, D, E = 6, 3, 5, 16, 3, 14  # T = 5: row blocks of 4 plus a remainder
+
+
+def _inputs(seed=0, qshape=None, h=H):
+    g = torch.Generator().manual_seed(seed)
+
+    def r(*shape, scale=1.0):
+        return (scale * torch.randn(*shape, generator=g, dtype=torch.float64)).requires_grad_()
+
+    ei = torch.randint(0, N, (2, E), generator=g)
+    ei[1] = torch.where(ei[1] == ei[0], (ei[0] + 1) % N, ei[1])  # no self-loops: unit vectors need |d| > 0
+    P, S, x = r(N, B, T, h), r(N, B, T, h), r(N, B, T, D)
+    Q = None if qshape is None else r(*qshape)
+    weights = [r(h, 1, scale=0.3), r(h, h, scale=0.3), r(h), r(h, h, scale=0.3), r(h), r(1, h, scale=0.3)]
+    return ei, P, S, x, Q, weights
+
+
+def _both(cfg, ei, P, S, x, Q, weights):
+    Wr, W2, b2, Wc1, bc1, Wc2 = weights
+    coord = (Wc1, bc1, Wc2) if cfg.update_coords else (None, None, None)
+    inputs = [t for t in (P, S, x, Q, Wr, W2, b2, *coord) if t is not None]
+    results = []
+    for use_native in (True, False):
+        m, t = egnn_edges(P, S, x, Q, Wr, W2, b2, *coord, ei, replace(cfg, native=use_native))
+        loss = (m * torch.linspace(-1, 1, m.numel(), dtype=m.dtype).view_as(m)).sum()
+        if cfg.update_coords:
+            loss = loss + (t * torch.linspace(1, 2, t.numel(), dtype=t.dtype).view_as(t)).sum()
+        results.append([m, t, *torch.autograd.grad(loss, inputs)])
+    return results
+
+
+@pytest.mark.parametrize("act", ["silu", "relu", "tanh"])
+@pytest.mark.parametrize("unit,clamp", [(False, None), (True, None), (False, 0.3), (True, 0.3)])
+@pytest.mark.parametrize("coords", [True, False])
+def test_native_matches_the_pytorch_op(act, unit, clamp, coords):
+    cfg = EdgeConfig(act=act, unit_vectors=unit, clamp=clamp, update_coords=coords)
+    native_out, torch_out = _both(cfg, *_inputs())
+    for a, b in zip(native_out, torch_out):
+        torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-10)
+
+
+@pytest.mark.parametrize("qshape", [(E, B, 1, H), (E, B, T, H), (1, 1, 1, H), (E, 1, 1, H)])
+def test_edge_attribute_projections_broadcast(qshape):
+    cfg = EdgeConfig(act="silu", unit_vectors=True)
+    native_out, torch_out = _both(cfg, *_inputs(1, qshape))
+    for a, b in zip(native_out, torch_out):
+        torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-10)
+
+
+def test_float32_and_other_widths():
+    ei, P, S, x, Q, w = _inputs(2, (E, B, 1, H))
+    cfg = EdgeConfig()
+    f = [t.detach().float() for t in (P, S, x, Q, *w)]
+    m32, t32 = egnn_edges(*f[:4], *f[4:], ei, cfg)
+    m64, t64 = egnn_edges(P, S, x, Q, *w, ei, replace(cfg, native=False))
+    torch.testing.assert_close(m32.double(), m64.detach(), rtol=1e-4, atol=1e-4)
+    torch.testing.assert_close(t32.double(), t64.detach(), rtol=1e-4, atol=1e-4)
+    ei, P, S, x, Q, w = _inputs(2, (E, B, 1, 8), h=8)
+    assert egnn_edges_native(P, S, x, Q, *w, ei, cfg) is None  # width 8 is not compiled: the PyTorch op runs
+
+
+def test_gradcheck():
+    ei, P, S, x, Q, w = _inputs(3, (E, B, 1, H))
+    P, S, x, Q = (t[:, :1, :2].detach().clone().requires_grad_() if t.dim() == 4 and t.shape[0] == N else t for t in (P, S, x, Q))
+    Q = Q[:, :1].detach().clone().requires_grad_()
+    cfg = EdgeConfig(act="silu", unit_vectors=True, clamp=0.5)
+
+    def f(P, S, x, Q, *w):
+        return egnn_edges(P, S, x, Q, *w, ei, cfg)
+
+    assert torch.autograd.gradcheck(f, (P, S, x, Q, *w))
+
+
+def test_multi_channel_falls_back():
+    ei, P, S, x, Q, w = _inputs()
+    cfg = EdgeConfig(channels=4)
+    xc = torch.randn(N, B, T, 4, D, dtype=torch.float64)
+    assert egnn_edges_native(P, S, xc, None, torch.randn(H, 16, dtype=torch.float64), *w[1:5],
+                             torch.randn(4, H, dtype=torch.float64), ei, cfg) is None
+    assert egnn_edges_native(P, S, x, Q, *w, ei, EdgeConfig(act="gelu")) is None
