@@ -11,7 +11,7 @@ registers. They are an *accelerator, never a requirement*:
   (``$GRAPHDYN_NATIVE_CACHE``, else ``~/.cache/graphdyn/native``). ``key`` hashes the sources, the compiler,
   the flags and the CPU's feature flags, so a changed source or another CPU builds afresh; the
   library is written to a temporary name and renamed, so a crash leaves nothing half-written.
-  Compiling takes about a second.
+  Compiling takes a few seconds (about 9 s on a 2-core machine), once per machine.
 * No compiler, a failed build or ``GRAPHDYN_NATIVE=0`` leaves :func:`load` returning ``None``
   (with one warning naming the reason, except when disabled on purpose); every caller then
   runs its PyTorch implementation, which computes the same numbers.
