@@ -57,3 +57,20 @@ def test_native_and_pytorch_paths_agree(fresh, monkeypatch):
     monkeypatch.setattr(native, "_state", {})
     monkeypatch.setenv(native.ENV, "0")
     torch.testing.assert_close(_layer_output(), with_kernels, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.skipif(not native.available(), reason="no C compiler")
+def test_a_variant_that_fails_to_link_is_not_retried_once_another_is_built(fresh, monkeypatch):
+    monkeypatch.setattr(native, "VARIANTS", ((("-DGRAPHDYN_MVEC",), ("-lgraphdyn-no-such-library",)),) + native.VARIANTS[1:])
+    out = fresh / "native"
+    first = native._build(out)  # the first variant fails to link; the plain one is built
+    compiles = []
+    real_run = native.subprocess.run
+
+    def counting_run(cmd, *args, **kwargs):
+        if "-o" in cmd:
+            compiles.append(cmd)
+        return real_run(cmd, *args, **kwargs)
+
+    monkeypatch.setattr(native.subprocess, "run", counting_run)
+    assert native._build(out) == first and compiles == []

@@ -103,14 +103,17 @@ def _build(out_dir: Path) -> Path:
         version = subprocess.run([cc, "--version"], capture_output=True, text=True, timeout=30).stdout.splitlines()[0]
     except (OSError, IndexError, subprocess.SubprocessError) as e:
         raise RuntimeError(f"{cc} --version failed: {e}") from None
-    error = ""
+    builds = []  # (flags, libs, path) per variant
     for defines, libs in VARIANTS:
         flags = (*FLAGS, *defines)
         key = hashlib.sha256("\0".join([src, cc, version, " ".join(flags + libs), _cpu_flags()]).encode()).hexdigest()[:16]
-        lib = out_dir / f"graphdyn-{key}.so"
+        builds.append((flags, libs, out_dir / f"graphdyn-{key}.so"))
+    for _, _, lib in builds:  # any earlier build: a variant that failed to link is not retried every start
         if lib.exists():
             return lib
-        out_dir.mkdir(parents=True, exist_ok=True)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    error = ""
+    for flags, libs, lib in builds:
         with tempfile.TemporaryDirectory(dir=out_dir) as tmp:
             c_file = Path(tmp) / "graphdyn_native.c"
             c_file.write_text(src)
@@ -154,6 +157,32 @@ def kernel(name: str, dtype: torch.dtype):
     if lib is None or dtype not in (torch.float32, torch.float64):
         return None
     return getattr(lib, f"{name}_{'f32' if dtype == torch.float32 else 'f64'}")
+
+
+ACTS = {"relu": 0, "silu": 1, "tanh": 2}  # the activations the kernels know (common.c)
+i64 = ctypes.c_int64
+
+
+def accepts(name: str, tensors) -> bool:
+    """Whether kernel ``name`` can take ``tensors``: all on the CPU, all of one float32 or float64
+    dtype, and the library loaded. Wrappers return ``None`` (PyTorch runs) otherwise."""
+    tensors = list(tensors)
+    dtype = tensors[0].dtype
+    return all(t.device.type == "cpu" and t.dtype == dtype for t in tensors) and kernel(name, dtype) is not None
+
+
+def check_edges(
+    edge_index: torch.Tensor, n_nodes: int, edge_attr: torch.Tensor | None = None, batch: int = 1, k: int = 0
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Contiguous int64 (receivers, senders) after checking what a kernel would otherwise read out
+    of bounds: node numbers in ``[0, n_nodes)`` and edge attributes ``[E, K]`` or ``[B, E, K]``."""
+    E = edge_index.shape[1]
+    if edge_attr is not None and edge_attr.shape not in ((E, k), (batch, E, k)):
+        raise ValueError(f"edge_attr {tuple(edge_attr.shape)} is neither [E, K] nor [B, E, K] with E = {E}")
+    ei = edge_index.to(torch.int64)
+    if E and (int(ei.min()) < 0 or int(ei.max()) >= n_nodes):
+        raise IndexError(f"edge_index holds node numbers outside [0, {n_nodes})")
+    return ei[0].contiguous(), ei[1].contiguous()
 
 
 def call(name: str, dtype: torch.dtype, *args) -> None:
