@@ -16,13 +16,13 @@ Shapes (node-major): ``P, S [N, ..., H]``, ``x [N, ..., D]`` -> ``M [N, ..., H]`
 from __future__ import annotations
 
 import ctypes
+import math
 
 import torch
 
 from graphdyn import native
-from graphdyn.nn.interaction_native import ACTS, check_edges
+from graphdyn.native import ACTS, check_edges, i64 as _i64
 
-_i64 = ctypes.c_int64
 MAX_DIM = 8  # EGNN_MAXD in egnn_edges.c
 WIDTHS = (16,)  # hidden widths compiled (ESTAG's); others run the PyTorch op
 
@@ -100,16 +100,12 @@ def _broadcast_rows(Q: torch.Tensor, P: torch.Tensor) -> int | None:
         k -= 1
     if tuple(qb[:k]) != tuple(pb[:k]):
         return None
-    rep = 1
-    for n in pb[k:]:
-        rep *= n
-    return rep
+    return math.prod(pb[k:])
 
 
 def egnn_edges_native(P, S, x, Q, Wr, W2, b2, Wc1, bc1, Wc2, edge_index, cfg) -> tuple[torch.Tensor, torch.Tensor] | None:
     """:func:`graphdyn.nn.egnn_fused.egnn_edges` through the native kernel, or ``None`` where it does not apply."""
     tensors = [P, S, x, Wr, W2, b2] + ([Wc1, bc1, Wc2] if cfg.update_coords else []) + ([] if Q is None else [Q])
-    dtype = P.dtype
     rep = 1 if Q is None else _broadcast_rows(Q, P)
     if (
         cfg.channels is not None
@@ -119,11 +115,11 @@ def egnn_edges_native(P, S, x, Q, Wr, W2, b2, Wc1, bc1, Wc2, edge_index, cfg) ->
         or P.shape[-1] not in WIDTHS
         or x.shape[-1] > MAX_DIM
         or Wr.shape[-1] != 1
-        or any(t is None or t.device.type != "cpu" or t.dtype != dtype for t in tensors)
-        or native.kernel("egnn_edges_fwd", dtype) is None
+        or any(t is None for t in tensors)
+        or not native.accepts("egnn_edges_fwd", tensors)
     ):
         return None
-    recv, send = check_edges(edge_index, P.shape[0], None, 1, 0)
+    recv, send = check_edges(edge_index, P.shape[0])
     clampv = -1.0 if cfg.clamp is None else float(cfg.clamp)
     coord = (Wc1, bc1, Wc2) if cfg.update_coords else (None, None, None)
     Q = None if Q is None else Q.contiguous()

@@ -23,28 +23,12 @@ Differentiable once. :func:`interaction_layer` returns ``None`` where the kernel
 
 from __future__ import annotations
 
-import ctypes
-
 import torch
 
 from graphdyn import native
-ACTS = {"relu": 0, "silu": 1, "tanh": 2}  # the activations the kernel knows (common.c)
+from graphdyn.native import ACTS, check_edges, i64 as _i64
+
 WIDTHS = (32,)  # hidden widths compiled (the notebook's); others run the PyTorch path
-_i64 = ctypes.c_int64
-
-
-def check_edges(
-    edge_index: torch.Tensor, n_nodes: int, edge_attr: torch.Tensor | None, batch: int, k: int
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """Contiguous int64 (receivers, senders) after checking what a kernel would otherwise read out
-    of bounds: node numbers in ``[0, n_nodes)`` and edge attributes ``[E, K]`` or ``[B, E, K]``."""
-    E = edge_index.shape[1]
-    if edge_attr is not None and edge_attr.shape not in ((E, k), (batch, E, k)):
-        raise ValueError(f"edge_attr {tuple(edge_attr.shape)} is neither [E, K] nor [B, E, K] with E = {E}")
-    ei = edge_index.to(torch.int64)
-    if E and (int(ei.min()) < 0 or int(ei.max()) >= n_nodes):
-        raise IndexError(f"edge_index holds node numbers outside [0, {n_nodes})")
-    return ei[0].contiguous(), ei[1].contiguous()
 
 
 class _InteractionLayer(torch.autograd.Function):
@@ -105,15 +89,8 @@ def interaction_layer(
     act: str,
 ) -> torch.Tensor | None:
     """The layer's output ``[B, N, O]`` (see the module doc), or ``None`` where the kernel cannot run."""
-    dtype = h.dtype
     tensors = [h, we1, be1, w1, bn1, wn2, bn2] + ([] if edge_attr is None else [edge_attr])
-    if (
-        act not in ACTS
-        or we1.shape[0] not in WIDTHS
-        or h.dim() != 3
-        or any(t.device.type != "cpu" or t.dtype != dtype for t in tensors)
-        or native.kernel("interaction_fwd", dtype) is None
-    ):
+    if act not in ACTS or we1.shape[0] not in WIDTHS or h.dim() != 3 or not native.accepts("interaction_fwd", tensors):
         return None
     B, N, Fd = h.shape
     H, O = we1.shape[0], wn2.shape[0]

@@ -14,15 +14,14 @@ product moved from ``E`` rows to ``N`` rows. And the node MLP's first layer is l
 ``hidden x hidden`` product ``Wm W2`` is formed once per call, which removes one of the two
 ``[N, hidden] x [hidden, hidden]`` products per graph (forward and backward); with the node MLP's
 input laid out as ``[h_i, S_i, deg_i]`` its first layer is one matrix product with the weight
-``[Wh, Wm W2, Wm b2]``. Both are the same
-function and the same parameters as the notebook's layer, re-associated.
+``[Wh, Wm W2, Wm b2]``. Both are the same function and the same parameters as the notebook's
+layer, re-associated.
 
-With ``native`` (the default) the edge part -- gather, first edge layer, activation, sum --
-runs as the fused C kernel :func:`graphdyn.nn.edge_sum_native.edge_act_sum` where it can (same
-function, no edge-sized tensors; it falls back to the PyTorch code otherwise). The kernel is
-differentiable once: use ``native=False`` for higher derivatives. (The node MLP stays in
-PyTorch: it is dense matrix products over ``N`` rows, which MKL already does well; a row-by-row
-C version measured slower.)
+With ``native`` (the default) the whole layer -- edge MLP, sum, node MLP, forward and backward --
+runs as the C kernel :func:`graphdyn.nn.interaction_native.interaction_layer` where it can (the
+same function, graph by graph, with no edge- or hidden-sized tensor kept; hidden width 32 is
+compiled). Otherwise the PyTorch code below runs. The kernel is differentiable once: use
+``native=False`` for higher derivatives.
 
 Shapes: ``h [B, N, F]``, ``edge_index [2, E]`` (row 0 receiver i, row 1 sender j), optional
 ``edge_attr [E, K]`` or ``[B, E, K]`` appended to the edge-MLP input -> ``out [B, N, F_out]``.
