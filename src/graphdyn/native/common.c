@@ -80,3 +80,21 @@ static inline real *F(zeroed)(int64_t n) {
     if (p) memset(p, 0, bytes);
     return p;
 }
+
+/* y[b] = bias + Wt^T x_b for nb rows (y [nb, H], x [nb, D], Wt [D, H]): each row of Wt is loaded
+ * once for the block, and the nb accumulators are independent FMA chains */
+static inline __attribute__((always_inline)) void F(lin_rows)(real *restrict y, const real *restrict x,
+                                                            const real *restrict Wt, const real *restrict bias,
+                                                            int64_t nb, int64_t D, int64_t H) {
+    for (int64_t b = 0; b < nb; ++b)
+#pragma omp simd
+        for (int64_t k = 0; k < H; ++k) y[b * H + k] = bias[k];
+    for (int64_t d = 0; d < D; ++d) {
+        const real *restrict w = Wt + d * H;
+        for (int64_t b = 0; b < nb; ++b) {
+            const real v = x[b * D + d];
+#pragma omp simd
+            for (int64_t k = 0; k < H; ++k) y[b * H + k] += w[k] * v;
+        }
+    }
+}

@@ -20,23 +20,6 @@
 #define EG_RB 4         /* edge rows computed together: independent FMA chains, weights loaded once per block */
 #define EG_STASH 16     /* edge rows whose weight-gradient outer products are summed together */
 
-/* y[b] = bias + Wt^T v[b] for nb rows (y, v: [nb, H]; Wt [H_in, H_out]) */
-static inline __attribute__((always_inline)) void F(eg_lin)(real *restrict y, const real *restrict v,
-                                                          const real *restrict Wt, const real *restrict bias,
-                                                          int64_t nb, int64_t H) {
-    for (int64_t b = 0; b < nb; ++b)
-#pragma omp simd
-        for (int64_t k = 0; k < H; ++k) y[b * H + k] = bias ? bias[k] : 0;
-    for (int64_t q = 0; q < H; ++q) {
-        const real *restrict w = Wt + q * H;
-        for (int64_t b = 0; b < nb; ++b) {
-            const real vq = v[b * H + q];
-#pragma omp simd
-            for (int64_t k = 0; k < H; ++k) y[b * H + k] += w[k] * vq;
-        }
-    }
-}
-
 /* g[b] += W^T v[b] for nb rows, W [H_out, H_in] row-major: rank-1 updates over W's rows */
 static inline __attribute__((always_inline)) void F(eg_lin_t)(real *restrict g, const real *restrict v,
                                                             const real *restrict W, int64_t nb, int64_t H) {
@@ -94,10 +77,10 @@ static inline __attribute__((always_inline)) void F(eg_forward_blk)(
         for (int64_t k = 0; k < H; ++k) z1[b * H + k] = Pi[b * H + k] + Sj[b * H + k] + Wr[k] * q + (Qb ? Qb[k] : 0);
     }
     F(act_apply)(a1, z1, nb * H, act);
-    F(eg_lin)(z2, a1, W2t, b2, nb, H);
+    F(lin_rows)(z2, a1, W2t, b2, nb, H, H);
     F(act_apply)(m, z2, nb * H, act);
     if (!coords) return;
-    F(eg_lin)(z3, m, Wc1t, bc1, nb, H);
+    F(lin_rows)(z3, m, Wc1t, bc1, nb, H, H);
     F(act_apply)(a3, z3, nb * H, act);
     for (int64_t b = 0; b < nb; ++b) {
         real phi = 0;

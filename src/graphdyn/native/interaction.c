@@ -22,31 +22,13 @@
 #define NODE_BLOCK 4 /* nodes whose node-MLP rows are processed together */
 #endif
 
-/* z[b] = bn1 + W1t^T x_b for nb consecutive node rows (z [nb, H], x [nb, D], W1t [D, H]): each
- * row of W1t is loaded once for the block, and the nb accumulators are independent chains */
-static inline __attribute__((always_inline)) void F(node_pre_block)(real *restrict z, const real *restrict xb,
-                                                                  const real *restrict W1t, const real *restrict bn1,
-                                                                  int64_t nb, int64_t D, int64_t H) {
-    for (int64_t b = 0; b < nb; ++b)
-#pragma omp simd
-        for (int64_t k = 0; k < H; ++k) z[b * H + k] = bn1[k];
-    for (int64_t d = 0; d < D; ++d) {
-        const real *restrict w = W1t + d * H;
-        for (int64_t b = 0; b < nb; ++b) {
-            const real v = xb[b * D + d];
-#pragma omp simd
-            for (int64_t k = 0; k < H; ++k) z[b * H + k] += w[k] * v;
-        }
-    }
-}
-
 /* The node part's forward for nb consecutive rows at once (nb <= NODE_BLOCK; see F(node_bwd_block)) */
 static inline __attribute__((always_inline)) void F(node_fwd_block)(const real *restrict xb, const real *restrict W1t,
                                                                   const real *restrict bn1, const real *restrict Wn2,
                                                                   const real *restrict bn2, real *restrict outb, int64_t nb,
                                                                   int64_t D, int64_t H, int64_t O, int act) {
     real z[NODE_BLOCK][H];
-    F(node_pre_block)(&z[0][0], xb, W1t, bn1, nb, D, H);
+    F(lin_rows)(&z[0][0], xb, W1t, bn1, nb, D, H);
     for (int64_t b = 0; b < nb; ++b) {
         real r[H];
         F(act_apply)(r, z[b], H, act);
@@ -113,7 +95,7 @@ static inline __attribute__((always_inline)) void F(node_bwd_block)(
     const real *restrict W1, const real *restrict bn1, const real *restrict Wn2, real *restrict tW1, real *restrict tbn1,
     real *restrict tWn2, real *restrict tbn2, int64_t nb, int64_t D, int64_t Fd, int64_t H, int64_t O, int act) {
     real z[NODE_BLOCK][H], gz[NODE_BLOCK][H];
-    F(node_pre_block)(&z[0][0], xb, W1t, bn1, nb, D, H);  /* recomputed, as in the forward pass */
+    F(lin_rows)(&z[0][0], xb, W1t, bn1, nb, D, H);  /* recomputed, as in the forward pass */
     for (int64_t b = 0; b < nb; ++b) {
         real r[H], gr[H];
         F(act_apply)(r, z[b], H, act);
