@@ -18,6 +18,32 @@ __attribute__((simd("notinbranch"))) float tanhf(float);
 __attribute__((simd("notinbranch"))) double tanh(double);
 #endif
 
+#ifndef GRAPHDYN_EXPF_DEFINED
+#define GRAPHDYN_EXPF_DEFINED
+/* exp for float32, inline so that activation loops vectorise without library calls (every
+ * register would be spilled around a call). Range reduction x = n ln2 + r (|r| <= ln2 / 2, ln2
+ * split in two parts), a degree-7 polynomial for exp(r) (the Cephes expf coefficients, about
+ * 1 ulp), and 2^n built in the exponent bits. x is clamped to [-87, 88], so the result is never
+ * denormal or infinite: below exp(-87) ~ 1.6e-38 it stays there, which leaves silu, softmax and
+ * tanh unchanged at float32 resolution. */
+static inline float graphdyn_expf(float x) {
+    x = x < -87.0f ? -87.0f : (x > 88.0f ? 88.0f : x);
+    const float n = (x * 1.44269504088896341f + 12582912.0f) - 12582912.0f; /* round(x / ln2) */
+    const float r = (x - n * 0.693359375f) + n * 2.12194440e-4f;
+    float p = 1.9875691500e-4f;
+    p = p * r + 1.3981999507e-3f;
+    p = p * r + 8.3334519073e-3f;
+    p = p * r + 4.1665795894e-2f;
+    p = p * r + 1.6666665459e-1f;
+    p = p * r + 5.0000001201e-1f;
+    p = p * r * r + r + 1.0f;
+    const int32_t bits = ((int32_t)n + 127) << 23;
+    float scale;
+    memcpy(&scale, &bits, sizeof scale);
+    return p * scale;
+}
+#endif
+
 /* s[0:H] += act(z[0:H]); the switch sits outside the loops so that they vectorise */
 static inline __attribute__((always_inline)) void F(act_add)(real *restrict s, const real *restrict z, int64_t H, int act) {
     if (act == 0) {
@@ -81,20 +107,92 @@ static inline real *F(zeroed)(int64_t n) {
     return p;
 }
 
-/* y[b] = bias + Wt^T x_b for nb rows (y [nb, H], x [nb, D], Wt [D, H]): each row of Wt is loaded
- * once for the block, and the nb accumulators are independent FMA chains */
+/* y[b] = init_b + Wt^T x_b for nb rows (y [nb, H], x [nb, D], Wt [D, H]), where init_b is row b
+ * of init [nb, H] (init_stride H), the vector init [H] for every row (init_stride 0), or 0
+ * (init NULL); y may be init. Rows go four (then two) at a time with their sums in registers:
+ * each row of Wt is loaded once per block, the accumulators are independent FMA chains, y is
+ * stored once. */
+static inline __attribute__((always_inline)) void F(lin_core)(real *y, const real *init, int64_t init_stride,
+                                                            const real *restrict x, const real *restrict Wt,
+                                                            int64_t nb, int64_t D, int64_t H) {
+    int64_t b = 0;
+    for (; b + 4 <= nb; b += 4) {
+        real acc[4][H];
+        for (int64_t u = 0; u < 4; ++u)
+#pragma omp simd
+            for (int64_t k = 0; k < H; ++k) acc[u][k] = init ? init[(b + u) * init_stride + k] : (real)0;
+        for (int64_t d = 0; d < D; ++d) {
+            const real *restrict w = Wt + d * H;
+            for (int64_t u = 0; u < 4; ++u) {
+                const real v = x[(b + u) * D + d];
+#pragma omp simd
+                for (int64_t k = 0; k < H; ++k) acc[u][k] += w[k] * v;
+            }
+        }
+        for (int64_t u = 0; u < 4; ++u)
+#pragma omp simd
+            for (int64_t k = 0; k < H; ++k) y[(b + u) * H + k] = acc[u][k];
+    }
+    if (b + 2 <= nb) { /* two left: still two independent chains */
+        real acc[2][H];
+        for (int64_t u = 0; u < 2; ++u)
+#pragma omp simd
+            for (int64_t k = 0; k < H; ++k) acc[u][k] = init ? init[(b + u) * init_stride + k] : (real)0;
+        for (int64_t d = 0; d < D; ++d) {
+            const real *restrict w = Wt + d * H;
+            for (int64_t u = 0; u < 2; ++u) {
+                const real v = x[(b + u) * D + d];
+#pragma omp simd
+                for (int64_t k = 0; k < H; ++k) acc[u][k] += w[k] * v;
+            }
+        }
+        for (int64_t u = 0; u < 2; ++u)
+#pragma omp simd
+            for (int64_t k = 0; k < H; ++k) y[(b + u) * H + k] = acc[u][k];
+        b += 2;
+    }
+    for (; b < nb; ++b) {
+        real acc[H];
+#pragma omp simd
+        for (int64_t k = 0; k < H; ++k) acc[k] = init ? init[b * init_stride + k] : (real)0;
+        for (int64_t d = 0; d < D; ++d) {
+            const real *restrict w = Wt + d * H;
+            const real v = x[b * D + d];
+#pragma omp simd
+            for (int64_t k = 0; k < H; ++k) acc[k] += w[k] * v;
+        }
+#pragma omp simd
+        for (int64_t k = 0; k < H; ++k) y[b * H + k] = acc[k];
+    }
+}
+
+/* y[b] = bias + Wt^T x_b for nb rows (y [nb, H], x [nb, D], Wt [D, H]) */
 static inline __attribute__((always_inline)) void F(lin_rows)(real *restrict y, const real *restrict x,
                                                             const real *restrict Wt, const real *restrict bias,
                                                             int64_t nb, int64_t D, int64_t H) {
-    for (int64_t b = 0; b < nb; ++b)
+    F(lin_core)(y, bias, 0, x, Wt, nb, D, H);
+}
+
+/* g[b] += W^T v[b] for nb rows (g, v [nb, H]), W [H, H] row-major */
+static inline __attribute__((always_inline)) void F(lin_t_rows)(real *g, const real *restrict v,
+                                                              const real *restrict W, int64_t nb, int64_t H) {
+    F(lin_core)(g, g, H, v, W, nb, H, H);
+}
+
+/* gW [H, H] += sum_b g_b (x) v_b over nb rows (g, v [nb, H]): each gW row loaded and stored once */
+static inline __attribute__((always_inline)) void F(outer_rows)(real *restrict gW, const real *restrict g,
+                                                                  const real *restrict v, int64_t nb, int64_t H) {
+    for (int64_t k = 0; k < H; ++k) {
+        real acc[H];
 #pragma omp simd
-        for (int64_t k = 0; k < H; ++k) y[b * H + k] = bias[k];
-    for (int64_t d = 0; d < D; ++d) {
-        const real *restrict w = Wt + d * H;
+        for (int64_t q = 0; q < H; ++q) acc[q] = 0;
         for (int64_t b = 0; b < nb; ++b) {
-            const real v = x[b * D + d];
+            const real gk = g[b * H + k], *restrict vb = v + b * H;
 #pragma omp simd
-            for (int64_t k = 0; k < H; ++k) y[b * H + k] += w[k] * v;
+            for (int64_t q = 0; q < H; ++q) acc[q] += gk * vb[q];
         }
+        real *restrict row = gW + k * H;
+#pragma omp simd
+        for (int64_t q = 0; q < H; ++q) row[q] += acc[q];
     }
 }

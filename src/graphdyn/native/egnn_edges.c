@@ -20,37 +20,6 @@
 #define EG_RB 4         /* edge rows computed together: independent FMA chains, weights loaded once per block */
 #define EG_STASH 16     /* edge rows whose weight-gradient outer products are summed together */
 
-/* g[b] += W^T v[b] for nb rows, W [H_out, H_in] row-major: rank-1 updates over W's rows */
-static inline __attribute__((always_inline)) void F(eg_lin_t)(real *restrict g, const real *restrict v,
-                                                            const real *restrict W, int64_t nb, int64_t H) {
-    for (int64_t k = 0; k < H; ++k) {
-        const real *restrict w = W + k * H;
-        for (int64_t b = 0; b < nb; ++b) {
-            const real vk = v[b * H + k];
-#pragma omp simd
-            for (int64_t q = 0; q < H; ++q) g[b * H + q] += w[q] * vk;
-        }
-    }
-}
-
-/* gW [H, H] += sum_b g_b (x) v_b over nb stashed rows: each gW row loaded and stored once */
-static inline __attribute__((always_inline)) void F(eg_outer_flush)(real *restrict gW, const real *restrict g,
-                                                                  const real *restrict v, int64_t nb, int64_t H) {
-    for (int64_t k = 0; k < H; ++k) {
-        real acc[H];
-#pragma omp simd
-        for (int64_t q = 0; q < H; ++q) acc[q] = 0;
-        for (int64_t b = 0; b < nb; ++b) {
-            const real gk = g[b * H + k], *restrict vb = v + b * H;
-#pragma omp simd
-            for (int64_t q = 0; q < H; ++q) acc[q] += gk * vb[q];
-        }
-        real *restrict row = gW + k * H;
-#pragma omp simd
-        for (int64_t q = 0; q < H; ++q) row[q] += acc[q];
-    }
-}
-
 /* Forward values of a block of nb <= EG_RB consecutive rows r0.. of edge e = (i <- j). */
 struct F(eg_blk) {
     real d[EG_RB][EGNN_MAXD], q[EG_RB], n[EG_RB], phi[EG_RB];
@@ -163,8 +132,8 @@ static inline __attribute__((always_inline)) void F(eg_bwd_blk)(
     const int64_t ir = i * R + r, jr = j * R + r;
     struct F(eg_blk) blk;
     if (*ns + nb > EG_STASH) {
-        F(eg_outer_flush)(tW2, s2g, s2v, *ns, H);
-        if (coords) F(eg_outer_flush)(tWc1, scg, scv, *ns, H);
+        F(outer_rows)(tW2, s2g, s2v, *ns, H);
+        if (coords) F(outer_rows)(tWc1, scg, scv, *ns, H);
         *ns = 0;
     }
     F(eg_forward_blk)(P + ir * H, S + jr * H, Q, e * qe, rep, r, x + ir * D, x + jr * D, Wr, W2t, b2, Wc1t, bc1, Wc2,
@@ -208,7 +177,7 @@ static inline __attribute__((always_inline)) void F(eg_bwd_blk)(
         for (int64_t b = 0; b < nb; ++b)
 #pragma omp simd
             for (int64_t k = 0; k < H; ++k) tbc1[k] += gz[b * H + k];
-        F(eg_lin_t)(gm, gz, Wc1, nb, H);
+        F(lin_t_rows)(gm, gz, Wc1, nb, H);
     }
     F(act_mul_grad)(gz, gm, z2, nb * H, act);  /* g_z2 */
 #pragma omp simd
@@ -221,7 +190,7 @@ static inline __attribute__((always_inline)) void F(eg_bwd_blk)(
     for (int64_t b = 0; b < nb; ++b)
 #pragma omp simd
         for (int64_t k = 0; k < H; ++k) tb2[k] += gz[b * H + k];
-    F(eg_lin_t)(ga, gz, W2, nb, H);  /* g_a1 = W2^T g_z2 */
+    F(lin_t_rows)(ga, gz, W2, nb, H);  /* g_a1 = W2^T g_z2 */
     F(act_mul_grad)(gz, ga, z1, nb * H, act);  /* g_z1 */
     if (gP) {
         real *restrict g = gP + ir * H;
@@ -276,8 +245,8 @@ static inline __attribute__((always_inline)) void F(eg_bwd_rows)(
                           tWr, tW2, tb2, tWc1, tbc1, tWc2, R, r1 - r, H, D, act, unit, clampv, z1, a1, z2, m, z3, a3, gm,
                           ga, gz, s2g, s2v, scg, scv, &ns);
     }
-    F(eg_outer_flush)(tW2, s2g, s2v, ns, H);
-    if (Gt) F(eg_outer_flush)(tWc1, scg, scv, ns, H);
+    F(outer_rows)(tW2, s2g, s2v, ns, H);
+    if (Gt) F(outer_rows)(tWc1, scg, scv, ns, H);
 }
 
 /* Gt NULL: no coordinate update. gP, gS, gx, gQ (zeroed by the caller) may be NULL. Weight gradients

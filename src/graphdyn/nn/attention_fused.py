@@ -34,6 +34,7 @@ from dataclasses import dataclass
 import torch
 from torch.autograd.function import once_differentiable
 
+from graphdyn.nn.attention_native import temporal_attention_native
 from graphdyn.nn.egnn_fused import ACTS, EdgeConfig, _act, _act_backward, _colsum, _linear, _rows
 
 # rows (nodes x frames) per chunk
@@ -54,6 +55,7 @@ class AttentionConfig:
     sign: int = 1
     chunk_rows: int = CHUNK_ROWS
     store_bytes: int = STORE_BYTES
+    native: bool = True  # the C kernel of graphdyn.nn.attention_native where it applies
 
     @property
     def edge(self) -> EdgeConfig:  # carries act and slope for the shared activation helpers
@@ -198,5 +200,6 @@ def temporal_attention(h, x, W1, b1, W2, b2, Wc1, bc1, Wc2, cfg: AttentionConfig
     tail = x.shape[h.dim() - 2 :]  # [T, (C,) D]
     h3 = h.reshape(-1, T, H).contiguous()
     x3 = x.reshape((-1,) + tuple(tail)).contiguous()
-    h_out, x_out = _TemporalAttention.apply(h3, x3, W1, b1, W2, b2, Wc1, bc1, Wc2, cfg)
+    out = temporal_attention_native(h3, x3, W1, b1, W2, b2, Wc1, bc1, Wc2, cfg) if cfg.native else None
+    h_out, x_out = out if out is not None else _TemporalAttention.apply(h3, x3, W1, b1, W2, b2, Wc1, bc1, Wc2, cfg)
     return h_out.view(lead + (T, H)), x_out.view(lead + tuple(tail))
