@@ -41,7 +41,7 @@ import torch
 
 ENV = "GRAPHDYN_NATIVE"
 FLAGS = ("-O3", "-march=native", "-ffp-contract=fast", "-fno-math-errno", "-fopenmp", "-fPIC", "-shared", "-std=c11")
-SOURCES = ("common.c", "edge_sum.c", "interaction.c", "egnn_edges.c", "attention.c")
+SOURCES = ("common.c", "edge_sum.c", "interaction.c", "egnn_edges.c", "attention.c", "edft.c", "node_update.c")
 # each source is written once over `real`, F(name), EXP, TANH and SQRT and emitted for both dtypes
 _TYPES = (("float", "f32", "graphdyn_expf", "tanhf", "sqrtf"), ("double", "f64", "exp", "tanh", "sqrt"))
 

@@ -27,6 +27,8 @@ from typing import Literal
 import torch
 from torch import nn
 
+from graphdyn.nn.edft_native import edft_edges_native
+
 
 class EDFT(nn.Module):
     """Frequency-domain edge and node features; see the module docstring.
@@ -45,12 +47,22 @@ class EDFT(nn.Module):
         self.eps = eps
         self.amplitude = amplitude
         self.spectral_gate = nn.Linear(hidden, 1) if gate else None
+        # edge features through the C kernel of graphdyn.nn.edft_native where it applies
+        self.native = True
 
     def forward(self, x: torch.Tensor, h: torch.Tensor, edge_index: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Return ``(A [E, ..., K], c [N, ..., K])`` from ``x [N, ..., T, D]`` and ``h [N, ..., T, H]``."""
         xc = x - x.mean(dim=0, keepdim=True)
         f = torch.fft.fft(xc, dim=-2)[..., 1:, :]  # [N, ..., K, D], DC term dropped
         fr, fi = f.real, f.imag
+        w = None
+        if self.spectral_gate is not None:
+            w = torch.sigmoid(self.spectral_gate(h[..., 1:, :])).squeeze(-1)  # [N, ..., K]
+        c = self._amplitude(fr, fi, w)
+        if self.native:
+            A = edft_edges_native(fr, fi, w, edge_index, self.eps)
+            if A is not None:
+                return A, c
         i, j = edge_index[0], edge_index[1]
         ar, ai = fr.index_select(0, i), fi.index_select(0, i)
         br, bi = fr.index_select(0, j), fi.index_select(0, j)
@@ -58,16 +70,18 @@ class EDFT(nn.Module):
         re = (ar * br + ai * bi).sum(-1)
         im = (ar * bi - ai * br).sum(-1)
         A = torch.sqrt(re * re + im * im)  # [E, ..., K]
+        if w is not None:
+            A = A * (w.index_select(0, i) * w.index_select(0, j))
+        return A / (A.sum(-1, keepdim=True) + self.eps), c
+
+    def _amplitude(self, fr: torch.Tensor, fi: torch.Tensor, w: torch.Tensor | None) -> torch.Tensor:
+        """The node features ``c [N, ..., K]``, gated and L1-normalised."""
         if self.amplitude == "code":
             sr = (fr * fr - fi * fi).sum(-1)
             si = 2.0 * (fr * fi).sum(-1)
             c = torch.sqrt(sr * sr + si * si)  # |sum_d f_d^2|
         else:
             c = (fr * fr + fi * fi).sum(-1)  # ||f||^2
-        if self.spectral_gate is not None:
-            w = torch.sigmoid(self.spectral_gate(h[..., 1:, :])).squeeze(-1)  # [N, ..., K]
-            A = A * (w.index_select(0, i) * w.index_select(0, j))
+        if w is not None:
             c = c * w
-        A = A / (A.sum(-1, keepdim=True) + self.eps)
-        c = c / (c.sum(-1, keepdim=True) + self.eps)
-        return A, c
+        return c / (c.sum(-1, keepdim=True) + self.eps)

@@ -70,7 +70,7 @@ class EdgeConfig:
     update_coords: bool = True
     chunk_rows: int = CHUNK_ROWS
     store_bytes: int = STORE_BYTES
-    native: bool = True  # single-channel without edge attributes: the C kernel of graphdyn.nn.egnn_native
+    native: bool = True  # the C kernels of graphdyn.nn.egnn_native (single-channel edges) and node_update_native
 
 
 def _act(z: torch.Tensor, cfg: EdgeConfig, inplace: bool = False) -> torch.Tensor:

@@ -24,6 +24,7 @@ import torch
 from torch.autograd.function import once_differentiable
 
 from graphdyn.nn.egnn_fused import ACTS, EdgeConfig, _act, _act_backward, _colsum, _linear, _rows, _sum_to
+from graphdyn.nn.node_update_native import node_update_native
 
 # rows (nodes x batch entries) per chunk
 CHUNK_ROWS = 32768
@@ -95,4 +96,6 @@ def node_update(h, g, q, Wh, Wg, b1, W2, b2, cfg: EdgeConfig) -> torch.Tensor:
     ``[N, ..., H]`` with the same number of axes (or None), ``Wh, Wg [H, H]``, ``W2 [H, H]``."""
     if cfg.act not in ACTS:
         raise ValueError(f"unsupported activation {cfg.act!r}")
-    return _NodeUpdate.apply(h.contiguous(), g.contiguous(), None if q is None else q.contiguous(), Wh, Wg, b1, W2, b2, cfg)
+    h, g, q = h.contiguous(), g.contiguous(), None if q is None else q.contiguous()
+    out = node_update_native(h, g, q, Wh, Wg, b1, W2, b2, cfg.act) if cfg.native else None
+    return out if out is not None else _NodeUpdate.apply(h, g, q, Wh, Wg, b1, W2, b2, cfg)
