@@ -1,5 +1,7 @@
 """Building and loading the native kernels, and running without them."""
 
+import ctypes
+
 import pytest
 import torch
 
@@ -9,8 +11,11 @@ from graphdyn.nn.message_passing import InteractionLayer
 
 @pytest.fixture
 def fresh(monkeypatch, tmp_path):
-    """A clean loader state that builds into a temporary data folder."""
+    """A clean loader state that builds into a temporary data folder. Only the interaction
+    kernel's unit is built: these tests are about building and loading, and a full build (every
+    kernel, about half a minute) already happens once per session for the other tests."""
     monkeypatch.setattr(native, "_state", {})
+    monkeypatch.setattr(native, "UNITS", (("edge_sum.c", "interaction.c"),))
     monkeypatch.setenv("GRAPHDYN_NATIVE_CACHE", str(tmp_path / "native"))
     return tmp_path
 
@@ -74,3 +79,19 @@ def test_a_variant_that_fails_to_link_is_not_retried_once_another_is_built(fresh
 
     monkeypatch.setattr(native.subprocess, "run", counting_run)
     assert native._build(out) == first and compiles == []
+
+
+@pytest.mark.skipif(not native.available(), reason="no C compiler")
+def test_every_unit_compiles_alone_and_a_compile_error_is_reported(fresh, monkeypatch):
+    monkeypatch.setattr(native, "UNITS", (("edft.c",), ("edge_sum.c", "interaction.c")))
+    units = native._units()
+    assert len(units) == 2 * len(native._TYPES) and all("#define real" in u for u in units)
+    lib = native._build(fresh / "native")
+    loaded = ctypes.CDLL(str(lib))
+    for name in ("edft_edges_fwd", "interaction_fwd"):
+        for sfx in ("f32", "f64"):
+            assert getattr(loaded, f"{name}_{sfx}")
+    monkeypatch.setattr(native, "_units", lambda: ["int broken(void) { return missing_name; }"])
+    with pytest.raises(RuntimeError, match="missing_name"):
+        native._build(fresh / "other")
+    assert not list((fresh / "other").glob("*.so")) and not [p for p in (fresh / "other").iterdir() if p.is_dir()]

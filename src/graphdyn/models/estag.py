@@ -21,7 +21,9 @@ Internally every tensor is node-major, ``[N, B, T, ...]``: neighbour gathers and
 copy contiguous blocks, and per-node attention over frames is a batched matmul. In this layout
 the ESM's per-edge pipeline, its node update and the ETM each run as one chunked autograd op
 with a hand-derived backward (:mod:`graphdyn.nn.egnn_fused`, :mod:`graphdyn.nn.node_update_fused`,
-:mod:`graphdyn.nn.attention_fused`); ``benchmarks/estag_step.py`` times a training step.
+:mod:`graphdyn.nn.attention_fused`). On a CPU with a C compiler, these ops and EDFT's edge
+features run as C kernels (:mod:`graphdyn.native`; PyTorch computes the same numbers without
+them); ``benchmarks/estag_step.py`` times a training step.
 
 Shapes: ``batch.x [B, T, N, D]`` or ``[B, T, N, C, D]``, ``batch.node_attr [B, N, A]``
 -> positions ``[B, N, D]`` or ``[B, N, C, D]`` (target ``position``).

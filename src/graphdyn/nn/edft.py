@@ -18,6 +18,10 @@ Shapes (node-major, ``...`` batch axes, the time axis just before the last)::
 
     x [N, ..., T, D]   h [N, ..., T, H]   edge_index [2, E]
     -> A [E, ..., K],  c [N, ..., K]
+
+``A`` is computed edge by edge in C (:mod:`graphdyn.nn.edft_native`) where the native kernels are
+available and the spectra need no gradient (they come from input coordinates); otherwise by the
+PyTorch code below, which gives the same numbers. ``native = False`` forces the PyTorch path.
 """
 
 from __future__ import annotations
