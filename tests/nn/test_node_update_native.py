@@ -144,6 +144,22 @@ def test_float32_matches_float64(act, qkind):
                                    msg=lambda m, name=name: f"{name}: {m}")
 
 
+@pytest.mark.parametrize("scale", [30.0, 1e3, 1e6])
+def test_float32_silu_at_extreme_pre_activations(scale):
+    """Pre-activations far outside float32 exp's range ([-87, 88], clamped in the kernel; the
+    clamp runs in a loop of its own) still give PyTorch's float32 values: silu(z) -> z for
+    z >> 0 and -> -0 for z << 0, and finite gradients."""
+    h, g, q, w = _inputs("none", 5, 2, 3, dtype=torch.float32, seed=11)
+    with torch.no_grad():
+        w[0].mul_(scale)  # z = Wh h + ... spans about +-scale
+    got = _run(_native("silu"), h, g, q, w)
+    ref = _run(_pytorch("silu"), h, g, q, w)
+    for name, a, b in zip(_names(h, g, q, w), got, ref):
+        assert torch.isfinite(a).all(), name
+        bound = b.abs().amax().item()
+        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5 * max(1.0, bound), msg=lambda m, name=name: f"{name}: {m}")
+
+
 @pytest.mark.parametrize("qkind", ["none", "frames"])
 def test_deterministic_for_a_thread_count_and_close_across_counts(qkind):
     """Threads own ranges of rep-groups of rows and sum weight-gradient buffers in thread order:

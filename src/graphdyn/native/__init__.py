@@ -48,8 +48,13 @@ FLAGS = ("-O3", "-march=native", "-ffp-contract=fast", "-fno-math-errno", "-fno-
 # both dtypes, in parallel; the slowest first
 UNITS = (("attention.c",), ("egnn_edges.c",), ("edge_sum.c", "interaction.c"), ("edft.c", "node_update.c"))
 SOURCES = ("common.c", *(name for unit in UNITS for name in unit))
-# each source is written once over `real`, F(name), EXP, TANH and SQRT and emitted for both dtypes
-_TYPES = (("float", "f32", "graphdyn_expf", "tanhf", "sqrtf"), ("double", "f64", "exp", "tanh", "sqrt"))
+# each source is written once over `real`, F(name), EXP, EXPU, EXP_ARG, TANH and SQRT and emitted
+# for both dtypes. EXPU is exp for arguments already passed through EXP_ARG (float32: clamped to
+# [-87, 88], see graphdyn_expf in common.c; float64: libm's exp, which needs no clamp)
+_TYPES = (
+    ("float", "f32", "graphdyn_expf", "graphdyn_expf_unclamped", "graphdyn_expf_arg", "tanhf", "sqrtf"),
+    ("double", "f64", "exp", "exp", "", "tanh", "sqrt"),
+)
 
 _lock = threading.Lock()
 _state: dict[str, object] = {}
@@ -89,10 +94,11 @@ def _units() -> list[str]:
     """The C text of every translation unit: each of ``UNITS`` after common.c, once per dtype (see ``_TYPES``)."""
     text = {name: (resources.files(__name__) / name).read_text() for name in SOURCES}
     return [
-        f"#define real {real}\n#define F(name) name##_{sfx}\n#define EXP {exp}\n#define TANH {tanh}\n#define SQRT {sqrt}\n"
+        f"#define real {real}\n#define F(name) name##_{sfx}\n#define EXP {exp}\n#define EXPU {expu}\n"
+        f"#define EXP_ARG {exparg}\n#define TANH {tanh}\n#define SQRT {sqrt}\n"
         + "\n".join(text[name] for name in ("common.c", *unit))
         for unit in UNITS
-        for real, sfx, exp, tanh, sqrt in _TYPES
+        for real, sfx, exp, expu, exparg, tanh, sqrt in _TYPES
     ]
 
 
