@@ -139,62 +139,40 @@ static inline real *F(zeroed)(int64_t n) {
     return p;
 }
 
+#define LIN_MAXH 32 /* the widest hidden width compiled (the interaction layer's 32; ESTAG's 16) */
+
 /* y[b] = init_b + Wt^T x_b for nb rows (y [nb, H], x [nb, D], Wt [D, H]), where init_b is row b
  * of init [nb, H] (init_stride H), the vector init [H] for every row (init_stride 0), or 0
- * (init NULL); y may be init. Rows go four (then two) at a time with their sums in registers:
- * each row of Wt is loaded once per block, the accumulators are independent FMA chains, y is
- * stored once. */
+ * (init NULL); y may be init; H <= LIN_MAXH. Rows go four at a time with their sums in registers:
+ * each row of Wt is loaded once per block and the accumulators are four independent FMA chains.
+ * A last block of one to three rows repeats its last row in the missing places and stores only
+ * the real ones (GCC kept the sums of a two- or one-row remainder in memory, a chain through
+ * the store buffer that cost more than a whole four-row block). */
 static inline __attribute__((always_inline)) void F(lin_core)(real *y, const real *init, int64_t init_stride,
                                                             const real *restrict x, const real *restrict Wt,
                                                             int64_t nb, int64_t D, int64_t H) {
-    int64_t b = 0;
-    for (; b + 4 <= nb; b += 4) {
-        real acc[4][H];
+    for (int64_t b = 0; b < nb; b += 4) {
+        const int64_t nv = nb - b < 4 ? nb - b : 4;
+        int64_t row[4];
+        for (int64_t u = 0; u < 4; ++u) row[u] = b + (u < nv ? u : nv - 1);
+        real acc[4][LIN_MAXH];
         for (int64_t u = 0; u < 4; ++u)
 #pragma omp simd
-            for (int64_t k = 0; k < H; ++k) acc[u][k] = init ? init[(b + u) * init_stride + k] : (real)0;
+            for (int64_t k = 0; k < H; ++k) acc[u][k] = init ? init[row[u] * init_stride + k] : (real)0;
         for (int64_t d = 0; d < D; ++d) {
             const real *restrict w = Wt + d * H;
             for (int64_t u = 0; u < 4; ++u) {
-                const real v = x[(b + u) * D + d];
+                const real v = x[row[u] * D + d];
 #pragma omp simd
                 for (int64_t k = 0; k < H; ++k) acc[u][k] += w[k] * v;
             }
         }
+        real tail[4 * LIN_MAXH];
+        real *restrict dst = nv == 4 ? y + b * H : tail;
         for (int64_t u = 0; u < 4; ++u)
 #pragma omp simd
-            for (int64_t k = 0; k < H; ++k) y[(b + u) * H + k] = acc[u][k];
-    }
-    if (b + 2 <= nb) { /* two left: still two independent chains */
-        real acc[2][H];
-        for (int64_t u = 0; u < 2; ++u)
-#pragma omp simd
-            for (int64_t k = 0; k < H; ++k) acc[u][k] = init ? init[(b + u) * init_stride + k] : (real)0;
-        for (int64_t d = 0; d < D; ++d) {
-            const real *restrict w = Wt + d * H;
-            for (int64_t u = 0; u < 2; ++u) {
-                const real v = x[(b + u) * D + d];
-#pragma omp simd
-                for (int64_t k = 0; k < H; ++k) acc[u][k] += w[k] * v;
-            }
-        }
-        for (int64_t u = 0; u < 2; ++u)
-#pragma omp simd
-            for (int64_t k = 0; k < H; ++k) y[(b + u) * H + k] = acc[u][k];
-        b += 2;
-    }
-    for (; b < nb; ++b) {
-        real acc[H];
-#pragma omp simd
-        for (int64_t k = 0; k < H; ++k) acc[k] = init ? init[b * init_stride + k] : (real)0;
-        for (int64_t d = 0; d < D; ++d) {
-            const real *restrict w = Wt + d * H;
-            const real v = x[b * D + d];
-#pragma omp simd
-            for (int64_t k = 0; k < H; ++k) acc[k] += w[k] * v;
-        }
-#pragma omp simd
-        for (int64_t k = 0; k < H; ++k) y[b * H + k] = acc[k];
+            for (int64_t k = 0; k < H; ++k) dst[u * H + k] = acc[u][k];
+        if (nv < 4) memcpy(y + b * H, tail, sizeof(real) * nv * H);
     }
 }
 
