@@ -32,10 +32,12 @@ struct F(at_row) {
     real *phi;               /* [T, C] */
     real *y;                 /* [T, C, D] */
     real *bsum;              /* [C, T]: sum_s beta_c(t, s) */
+    real *k1, *k2, *kc;      /* [3, T, H], [3, T, H], [T, H]: the activations' derivative terms
+                              * (act_apply_keep), kept by the backward pass's recomputation */
 };
 
 static inline int64_t F(at_fwd_size)(int64_t T, int64_t H, int64_t C, int64_t D) {
-    return 14 * T * H + T * T + T * C + T * C * D + C * T;
+    return 21 * T * H + T * T + T * C + T * C * D + C * T;
 }
 
 static inline void F(at_carve)(struct F(at_row) *w, real *p, int64_t T, int64_t H, int64_t C, int64_t D) {
@@ -48,19 +50,24 @@ static inline void F(at_carve)(struct F(at_row) *w, real *p, int64_t T, int64_t 
     w->ac = p, p += T * H;
     w->phi = p, p += T * C;
     w->y = p, p += T * C * D;
-    w->bsum = p;
+    w->bsum = p, p += C * T;
+    w->k1 = p, p += 3 * T * H;
+    w->k2 = p, p += 3 * T * H;
+    w->kc = p;
 }
 
 static inline __attribute__((always_inline)) void F(at_forward_row)(
     const real *restrict h, const real *restrict x, const real *W1t, const real *b1, const real *W2t, const real *b2,
     const real *Wc1t, const real *bc1, const real *Wc2, int64_t T, int64_t H, int64_t C, int64_t D, int act,
-    int causal, const struct F(at_row) *w) {
+    int causal, int keep, const struct F(at_row) *w) {
     const int64_t TH = T * H, CD = C * D;
     for (int g = 0; g < 3; ++g) {
         F(lin_rows)(w->z1 + g * TH, h, W1t + g * H * H, b1 + g * H, T, H, H);
-        F(act_apply)(w->a1 + g * TH, w->z1 + g * TH, TH, act);
+        if (keep) F(act_apply_keep)(w->a1 + g * TH, w->k1 + g * TH, w->z1 + g * TH, TH, act);
+        else F(act_apply)(w->a1 + g * TH, w->z1 + g * TH, TH, act);
         F(lin_rows)(w->z2 + g * TH, w->a1 + g * TH, W2t + g * H * H, b2 + g * H, T, H, H);
-        F(act_apply)(w->a2 + g * TH, w->z2 + g * TH, TH, act);
+        if (keep) F(act_apply_keep)(w->a2 + g * TH, w->k2 + g * TH, w->z2 + g * TH, TH, act);
+        else F(act_apply)(w->a2 + g * TH, w->z2 + g * TH, TH, act);
     }
     const real *restrict q = w->a2, *restrict k = w->a2 + TH, *restrict v = w->a2 + 2 * TH;
     for (int64_t t = 0; t < T; ++t) {
@@ -83,7 +90,8 @@ static inline __attribute__((always_inline)) void F(at_forward_row)(
         for (int64_t s = ns; s < T; ++s) al[s] = 0;
     }
     F(lin_rows)(w->zc, v, Wc1t, bc1, T, H, H);
-    F(act_apply)(w->ac, w->zc, TH, act);
+    if (keep) F(act_apply_keep)(w->ac, w->kc, w->zc, TH, act);
+    else F(act_apply)(w->ac, w->zc, TH, act);
     for (int64_t s = 0; s < T; ++s)
         for (int64_t c = 0; c < C; ++c) {
             real p = 0;
@@ -111,7 +119,7 @@ static inline __attribute__((always_inline)) void F(at_fwd_rows)(
     F(at_carve)(&w, scratch, T, H, C, D);
     for (int64_t r = r0; r < r1; ++r) {
         const real *hr = h + r * T * H, *xr = x + r * T * CD;
-        F(at_forward_row)(hr, xr, W1t, b1, W2t, b2, Wc1t, bc1, Wc2, T, H, C, D, act, causal, &w);
+        F(at_forward_row)(hr, xr, W1t, b1, W2t, b2, Wc1t, bc1, Wc2, T, H, C, D, act, causal, 0, &w);
         const real *restrict v = w.a2 + 2 * T * H;
         real *restrict ho = hout + r * T * H, *restrict xo = xout + r * T * CD;
         F(lin_core)(ho, hr, H, w.alpha, v, T, T, H); /* h' = h + alpha v */
@@ -181,7 +189,7 @@ static inline __attribute__((always_inline)) void F(at_bwd_rows)(
     for (int64_t r = r0; r < r1; ++r) {
         const real *restrict hr = h + r * TH, *restrict xr = x + r * T * CD;
         const real *restrict gHr = gH + r * TH, *restrict gXr = gX + r * T * CD;
-        F(at_forward_row)(hr, xr, W1t, b1, W2t, b2, Wc1t, bc1, Wc2, T, H, C, D, act, causal, &w);
+        F(at_forward_row)(hr, xr, W1t, b1, W2t, b2, Wc1t, bc1, Wc2, T, H, C, D, act, causal, 1, &w);
         const real *restrict q = w.a2, *restrict k = w.a2 + TH, *restrict v = w.a2 + 2 * TH;
         const real *restrict alpha = w.alpha, *restrict phi = w.phi, *restrict y = w.y;
         for (int64_t e = 0; e < T * CD; ++e) {
@@ -238,7 +246,7 @@ static inline __attribute__((always_inline)) void F(at_bwd_rows)(
                 }
             }
         }
-        F(act_mul_grad)(gzc, gac, w.zc, TH, act);
+        F(act_mul_grad_kept)(gzc, gac, w.zc, w.kc, TH, act);
         F(outer_rows)(tWc1, gzc, v, T, H);
         real *restrict gq = ga2, *restrict gk = ga2 + TH, *restrict gv = ga2 + 2 * TH;
         for (int64_t e = 2 * TH; e < 3 * TH; ++e) ga2[e] = 0;
@@ -259,14 +267,14 @@ static inline __attribute__((always_inline)) void F(at_bwd_rows)(
             for (int64_t e = 0; e < TH; ++e) ghr[e] = gHr[e];
         for (int g = 0; g < 3; ++g) {
             real *gz2 = gz + g * TH, *ga1g = ga1 + g * TH;
-            F(act_mul_grad)(gz2, ga2 + g * TH, w.z2 + g * TH, TH, act);
+            F(act_mul_grad_kept)(gz2, ga2 + g * TH, w.z2 + g * TH, w.k2 + g * TH, TH, act);
             F(outer_rows)(tW2 + g * H * H, gz2, w.a1 + g * TH, T, H);
             for (int64_t e = 0; e < TH; ++e) ga1g[e] = 0;
             for (int64_t t = 0; t < T; ++t)
 #pragma omp simd
                 for (int64_t k2 = 0; k2 < H; ++k2) tb2[g * H + k2] += gz2[t * H + k2];
             F(lin_t_rows)(ga1g, gz2, W2 + g * H * H, T, H);
-            F(act_mul_grad)(gz2, ga1g, w.z1 + g * TH, TH, act); /* now g_z1 of block g */
+            F(act_mul_grad_kept)(gz2, ga1g, w.z1 + g * TH, w.k1 + g * TH, TH, act); /* now g_z1 of block g */
             F(outer_rows)(tW1 + g * H * H, gz2, hr, T, H);
             for (int64_t t = 0; t < T; ++t)
 #pragma omp simd

@@ -124,6 +124,48 @@ static inline __attribute__((always_inline)) void F(act_mul_grad)(real *restrict
     }
 }
 
+/* r[0:H] = act(z[0:H]) keeping what the derivative needs in kept[0:H] (silu: the sigmoid; tanh:
+ * the value), so that a backward pass that recomputes the forward values calls exp or tanh once
+ * per element instead of twice; see act_mul_grad_kept */
+static inline __attribute__((always_inline)) void F(act_apply_keep)(real *restrict r, real *restrict kept,
+                                                                  const real *restrict z, int64_t H, int act) {
+    if (act == 0) {
+#pragma omp simd
+        for (int64_t k = 0; k < H; ++k) r[k] = z[k] > 0 ? z[k] : (real)0;
+    } else if (act == 1) {
+#pragma omp simd
+        for (int64_t k = 0; k < H; ++k) kept[k] = EXP_ARG(-z[k]);
+#pragma omp simd
+        for (int64_t k = 0; k < H; ++k) {
+            const real sg = (real)1 / ((real)1 + EXPU(kept[k]));
+            kept[k] = sg;
+            r[k] = z[k] * sg;
+        }
+    } else {
+#pragma omp simd
+        for (int64_t k = 0; k < H; ++k) {
+            kept[k] = TANH(z[k]);
+            r[k] = kept[k];
+        }
+    }
+}
+
+/* g[0:H] = gs[0:H] * act'(z[0:H]) from what act_apply_keep kept */
+static inline __attribute__((always_inline)) void F(act_mul_grad_kept)(real *restrict g, const real *restrict gs,
+                                                                     const real *restrict z,
+                                                                     const real *restrict kept, int64_t H, int act) {
+    if (act == 0) {
+#pragma omp simd
+        for (int64_t k = 0; k < H; ++k) g[k] = z[k] > 0 ? gs[k] : (real)0;
+    } else if (act == 1) {
+#pragma omp simd
+        for (int64_t k = 0; k < H; ++k) g[k] = gs[k] * kept[k] * ((real)1 + z[k] * ((real)1 - kept[k]));
+    } else {
+#pragma omp simd
+        for (int64_t k = 0; k < H; ++k) g[k] = gs[k] * ((real)1 - kept[k] * kept[k]);
+    }
+}
+
 /* Per-thread gradient buffers: each thread's block is padded to whole cache lines (n rounded up
  * to 128 bytes), so that two threads never write the same line (false sharing). */
 static inline int64_t F(padded)(int64_t n) {
@@ -153,16 +195,25 @@ static inline __attribute__((always_inline)) void F(lin_core)(real *y, const rea
                                                             int64_t nb, int64_t D, int64_t H) {
     for (int64_t b = 0; b < nb; b += 4) {
         const int64_t nv = nb - b < 4 ? nb - b : 4;
-        int64_t row[4];
-        for (int64_t u = 0; u < 4; ++u) row[u] = b + (u < nv ? u : nv - 1);
+        const real *xu[4], *iu[4]; /* row u's input and initial value */
+        for (int64_t u = 0; u < 4; ++u) {
+            const int64_t row = b + (u < nv ? u : nv - 1);
+            xu[u] = x + row * D;
+            iu[u] = init ? init + row * init_stride : NULL;
+        }
         real acc[4][LIN_MAXH];
-        for (int64_t u = 0; u < 4; ++u)
+        if (init)
+            for (int64_t u = 0; u < 4; ++u)
 #pragma omp simd
-            for (int64_t k = 0; k < H; ++k) acc[u][k] = init ? init[row[u] * init_stride + k] : (real)0;
+                for (int64_t k = 0; k < H; ++k) acc[u][k] = iu[u][k];
+        else
+            for (int64_t u = 0; u < 4; ++u)
+#pragma omp simd
+                for (int64_t k = 0; k < H; ++k) acc[u][k] = 0;
         for (int64_t d = 0; d < D; ++d) {
             const real *restrict w = Wt + d * H;
             for (int64_t u = 0; u < 4; ++u) {
-                const real v = x[row[u] * D + d];
+                const real v = xu[u][d];
 #pragma omp simd
                 for (int64_t k = 0; k < H; ++k) acc[u][k] += w[k] * v;
             }

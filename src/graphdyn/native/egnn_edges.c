@@ -30,7 +30,7 @@ static inline __attribute__((always_inline)) void F(eg_forward_blk)(
     const real *restrict xi, const real *restrict xj, const real *restrict Wr, const real *restrict W2t,
     const real *restrict b2, const real *restrict Wc1t, const real *restrict bc1, const real *restrict Wc2, int64_t nb,
     int64_t H, int64_t D, int act, int coords, int unit, struct F(eg_blk) *blk, real *restrict z1, real *restrict a1,
-    real *restrict z2, real *restrict m, real *restrict z3, real *restrict a3) {
+    real *restrict z2, real *restrict m, real *restrict z3, real *restrict a3, real *restrict kept) {
     for (int64_t b = 0; b < nb; ++b) {
         real q = 0;
         for (int64_t c = 0; c < D; ++c) {
@@ -45,12 +45,16 @@ static inline __attribute__((always_inline)) void F(eg_forward_blk)(
 #pragma omp simd
         for (int64_t k = 0; k < H; ++k) z1[b * H + k] = Pi[b * H + k] + Sj[b * H + k] + Wr[k] * q + (Qb ? Qb[k] : 0);
     }
-    F(act_apply)(a1, z1, nb * H, act);
+    /* kept (NULL in the forward pass): the activations' derivative terms [3, EG_RB H] */
+    if (kept) F(act_apply_keep)(a1, kept, z1, nb * H, act);
+    else F(act_apply)(a1, z1, nb * H, act);
     F(lin_rows)(z2, a1, W2t, b2, nb, H, H);
-    F(act_apply)(m, z2, nb * H, act);
+    if (kept) F(act_apply_keep)(m, kept + EG_RB * H, z2, nb * H, act);
+    else F(act_apply)(m, z2, nb * H, act);
     if (!coords) return;
     F(lin_rows)(z3, m, Wc1t, bc1, nb, H, H);
-    F(act_apply)(a3, z3, nb * H, act);
+    if (kept) F(act_apply_keep)(a3, kept + 2 * EG_RB * H, z3, nb * H, act);
+    else F(act_apply)(a3, z3, nb * H, act);
     for (int64_t b = 0; b < nb; ++b) {
         real phi = 0;
 #pragma omp simd reduction(+ : phi)
@@ -68,7 +72,7 @@ static inline __attribute__((always_inline)) void F(eg_fwd_blk_acc)(
     const int64_t ir = i * R + r, jr = j * R + r;
     struct F(eg_blk) blk;
     F(eg_forward_blk)(P + ir * H, S + jr * H, Q, e * qe, rep, r, x + ir * D, x + jr * D, Wr, W2t, b2, Wc1t, bc1, Wc2,
-                      nb, H, D, act, coords, unit, &blk, z1, a1, z2, m, z3, a3);
+                      nb, H, D, act, coords, unit, &blk, z1, a1, z2, m, z3, a3, NULL);
     real *restrict am = aggm + ir * H;
 #pragma omp simd
     for (int64_t k = 0; k < nb * H; ++k) am[k] += m[k];
@@ -127,7 +131,7 @@ static inline __attribute__((always_inline)) void F(eg_bwd_blk)(
     const real *Wc1, const real *bc1, const real *Wc2, const real *Gm, const real *Gt, real *gP, real *gS, real *gx,
     real *tWr, real *tW2, real *tb2, real *tWc1, real *tbc1, real *tWc2, int64_t R, int64_t nb, int64_t H, int64_t D,
     int act, int unit, real clampv, real *z1, real *a1, real *z2, real *m, real *z3, real *a3, real *gm, real *ga,
-    real *gz, real *s2g, real *s2v, real *scg, real *scv, int64_t *ns) {
+    real *gz, real *kept, real *s2g, real *s2v, real *scg, real *scv, int64_t *ns) {
     const int coords = Gt != NULL;
     const int64_t ir = i * R + r, jr = j * R + r;
     struct F(eg_blk) blk;
@@ -137,7 +141,7 @@ static inline __attribute__((always_inline)) void F(eg_bwd_blk)(
         *ns = 0;
     }
     F(eg_forward_blk)(P + ir * H, S + jr * H, Q, e * qe, rep, r, x + ir * D, x + jr * D, Wr, W2t, b2, Wc1t, bc1, Wc2,
-                      nb, H, D, act, coords, unit, &blk, z1, a1, z2, m, z3, a3);
+                      nb, H, D, act, coords, unit, &blk, z1, a1, z2, m, z3, a3, kept);
     const real *restrict gmi = Gm + ir * H;
 #pragma omp simd
     for (int64_t k = 0; k < nb * H; ++k) gm[k] = gmi[k];
@@ -168,7 +172,7 @@ static inline __attribute__((always_inline)) void F(eg_bwd_blk)(
                     gd[b][c] = unit ? (gu[c] - blk.d[b][c] / blk.n[b] * ug) / blk.n[b] : gu[c];
             }
         }
-        F(act_mul_grad)(gz, ga, z3, nb * H, act);  /* g_z3 */
+        F(act_mul_grad_kept)(gz, ga, z3, kept + 2 * EG_RB * H, nb * H, act);  /* g_z3 */
 #pragma omp simd
         for (int64_t k = 0; k < nb * H; ++k) {
             scg[*ns * H + k] = gz[k];
@@ -179,7 +183,7 @@ static inline __attribute__((always_inline)) void F(eg_bwd_blk)(
             for (int64_t k = 0; k < H; ++k) tbc1[k] += gz[b * H + k];
         F(lin_t_rows)(gm, gz, Wc1, nb, H);
     }
-    F(act_mul_grad)(gz, gm, z2, nb * H, act);  /* g_z2 */
+    F(act_mul_grad_kept)(gz, gm, z2, kept + EG_RB * H, nb * H, act);  /* g_z2 */
 #pragma omp simd
     for (int64_t k = 0; k < nb * H; ++k) {
         s2g[*ns * H + k] = gz[k];
@@ -191,7 +195,7 @@ static inline __attribute__((always_inline)) void F(eg_bwd_blk)(
 #pragma omp simd
         for (int64_t k = 0; k < H; ++k) tb2[k] += gz[b * H + k];
     F(lin_t_rows)(ga, gz, W2, nb, H);  /* g_a1 = W2^T g_z2 */
-    F(act_mul_grad)(gz, ga, z1, nb * H, act);  /* g_z1 */
+    F(act_mul_grad_kept)(gz, ga, z1, kept, nb * H, act);  /* g_z1 */
     if (gP) {
         real *restrict g = gP + ir * H;
 #pragma omp simd
@@ -230,7 +234,7 @@ static inline __attribute__((always_inline)) void F(eg_bwd_rows)(
     real *tWr, real *tW2, real *tb2, real *tWc1, real *tbc1, real *tWc2, int64_t R, int64_t E, int64_t H, int64_t D,
     int act, int unit, real clampv, int64_t r0, int64_t r1) {
     real z1[EG_RB * H], a1[EG_RB * H], z2[EG_RB * H], m[EG_RB * H], z3[EG_RB * H], a3[EG_RB * H], gm[EG_RB * H],
-        ga[EG_RB * H], gz[EG_RB * H];
+        ga[EG_RB * H], gz[EG_RB * H], kept[3 * EG_RB * H];
     real s2g[EG_STASH * H], s2v[EG_STASH * H], scg[EG_STASH * H], scv[EG_STASH * H];
     int64_t ns = 0;
     for (int64_t e = 0; e < E; ++e) {
@@ -239,11 +243,11 @@ static inline __attribute__((always_inline)) void F(eg_bwd_rows)(
         for (; r + EG_RB <= r1; r += EG_RB)
             F(eg_bwd_blk)(P, S, Q, gQ, qe, rep, x, i, j, e, r, Wr, W2t, W2, b2, Wc1t, Wc1, bc1, Wc2, Gm, Gt, gP, gS, gx,
                           tWr, tW2, tb2, tWc1, tbc1, tWc2, R, EG_RB, H, D, act, unit, clampv, z1, a1, z2, m, z3, a3, gm,
-                          ga, gz, s2g, s2v, scg, scv, &ns);
+                          ga, gz, kept, s2g, s2v, scg, scv, &ns);
         if (r < r1)
             F(eg_bwd_blk)(P, S, Q, gQ, qe, rep, x, i, j, e, r, Wr, W2t, W2, b2, Wc1t, Wc1, bc1, Wc2, Gm, Gt, gP, gS, gx,
                           tWr, tW2, tb2, tWc1, tbc1, tWc2, R, r1 - r, H, D, act, unit, clampv, z1, a1, z2, m, z3, a3, gm,
-                          ga, gz, s2g, s2v, scg, scv, &ns);
+                          ga, gz, kept, s2g, s2v, scg, scv, &ns);
     }
     F(outer_rows)(tW2, s2g, s2v, ns, H);
     if (Gt) F(outer_rows)(tWc1, scg, scv, ns, H);
