@@ -48,80 +48,58 @@ static inline float graphdyn_expf_unclamped(float x) {
 static inline float graphdyn_expf(float x) { return graphdyn_expf_unclamped(graphdyn_expf_arg(x)); }
 #endif
 
-/* Activations in chunks of ACT_CHUNK: for silu, e = EXP_ARG(-z) is computed in a loop of its own
- * and EXPU(e) in the next. (In one loop, GCC 12 without AVX-512 if-converts the clamp after the
- * exp polynomial, with a second division and blends: silu took twice as long on AVX2.) */
+/* sg[0:n] = sigmoid(z[0:n]) = 1 / (1 + exp(-z)). The exp argument is clamped (EXP_ARG) in a loop
+ * of its own, then exp and the division run in the next: in one loop, GCC 12 without AVX-512
+ * if-converted the clamp after the exp polynomial, with a second division and blends, and silu
+ * took twice as long on AVX2. sg may be z. */
+static inline __attribute__((always_inline)) void F(sigmoid)(real *sg, const real *z, int64_t n) {
+#pragma omp simd
+    for (int64_t k = 0; k < n; ++k) sg[k] = EXP_ARG(-z[k]);
+#pragma omp simd
+    for (int64_t k = 0; k < n; ++k) sg[k] = (real)1 / ((real)1 + EXPU(sg[k]));
+}
+
+/* silu goes through sigmoids of ACT_CHUNK elements at a time on the stack */
 #ifndef ACT_CHUNK
 #define ACT_CHUNK 64
 #endif
 
-/* s[0:H] += act(z[0:H]); the switch sits outside the loops so that they vectorise */
-static inline __attribute__((always_inline)) void F(act_add)(real *restrict s, const real *restrict z, int64_t H, int act) {
+/* s[0:H] += act(z[0:H]) (add = 1) or r[0:H] = act(z[0:H]) (add = 0); the switch sits outside the
+ * loops so that they vectorise */
+static inline __attribute__((always_inline)) void F(act_into)(real *restrict r, const real *restrict z, int64_t H,
+                                                            int act, int add) {
     if (act == 0) {
 #pragma omp simd
-        for (int64_t k = 0; k < H; ++k) s[k] += z[k] > 0 ? z[k] : (real)0;
-    } else if (act == 1) {
-        for (int64_t k0 = 0; k0 < H; k0 += ACT_CHUNK) {
-            const int64_t n = H - k0 < ACT_CHUNK ? H - k0 : ACT_CHUNK;
-            const real *restrict zc = z + k0;
-            real e[ACT_CHUNK];
-#pragma omp simd
-            for (int64_t k = 0; k < n; ++k) e[k] = EXP_ARG(-zc[k]);
-#pragma omp simd
-            for (int64_t k = 0; k < n; ++k) s[k0 + k] += zc[k] / ((real)1 + EXPU(e[k]));
+        for (int64_t k = 0; k < H; ++k) {
+            const real v = z[k] > 0 ? z[k] : (real)0;
+            r[k] = add ? r[k] + v : v;
         }
-    } else {
-#pragma omp simd
-        for (int64_t k = 0; k < H; ++k) s[k] += TANH(z[k]);
-    }
-}
-
-/* r[0:H] = act(z[0:H]) */
-static inline __attribute__((always_inline)) void F(act_apply)(real *restrict r, const real *restrict z, int64_t H, int act) {
-    if (act == 0) {
-#pragma omp simd
-        for (int64_t k = 0; k < H; ++k) r[k] = z[k] > 0 ? z[k] : (real)0;
     } else if (act == 1) {
         for (int64_t k0 = 0; k0 < H; k0 += ACT_CHUNK) {
             const int64_t n = H - k0 < ACT_CHUNK ? H - k0 : ACT_CHUNK;
-            const real *restrict zc = z + k0;
-            real e[ACT_CHUNK];
-#pragma omp simd
-            for (int64_t k = 0; k < n; ++k) e[k] = EXP_ARG(-zc[k]);
-#pragma omp simd
-            for (int64_t k = 0; k < n; ++k) r[k0 + k] = zc[k] / ((real)1 + EXPU(e[k]));
-        }
-    } else {
-#pragma omp simd
-        for (int64_t k = 0; k < H; ++k) r[k] = TANH(z[k]);
-    }
-}
-
-/* g[0:H] = gs[0:H] * act'(z[0:H]) */
-static inline __attribute__((always_inline)) void F(act_mul_grad)(real *restrict g, const real *restrict gs, const real *restrict z, int64_t H, int act) {
-    if (act == 0) {
-#pragma omp simd
-        for (int64_t k = 0; k < H; ++k) g[k] = z[k] > 0 ? gs[k] : (real)0;
-    } else if (act == 1) {
-        for (int64_t k0 = 0; k0 < H; k0 += ACT_CHUNK) {
-            const int64_t n = H - k0 < ACT_CHUNK ? H - k0 : ACT_CHUNK;
-            const real *restrict zc = z + k0;
-            real e[ACT_CHUNK];
-#pragma omp simd
-            for (int64_t k = 0; k < n; ++k) e[k] = EXP_ARG(-zc[k]);
+            real sg[ACT_CHUNK];
+            F(sigmoid)(sg, z + k0, n);
 #pragma omp simd
             for (int64_t k = 0; k < n; ++k) {
-                const real sg = (real)1 / ((real)1 + EXPU(e[k]));
-                g[k0 + k] = gs[k0 + k] * sg * ((real)1 + zc[k] * ((real)1 - sg));
+                const real v = z[k0 + k] * sg[k];
+                r[k0 + k] = add ? r[k0 + k] + v : v;
             }
         }
     } else {
 #pragma omp simd
         for (int64_t k = 0; k < H; ++k) {
-            const real t = TANH(z[k]);
-            g[k] = gs[k] * ((real)1 - t * t);
+            const real v = TANH(z[k]);
+            r[k] = add ? r[k] + v : v;
         }
     }
+}
+
+static inline __attribute__((always_inline)) void F(act_add)(real *restrict s, const real *restrict z, int64_t H, int act) {
+    F(act_into)(s, z, H, act, 1);
+}
+
+static inline __attribute__((always_inline)) void F(act_apply)(real *restrict r, const real *restrict z, int64_t H, int act) {
+    F(act_into)(r, z, H, act, 0);
 }
 
 /* r[0:H] = act(z[0:H]) keeping what the derivative needs in kept[0:H] (silu: the sigmoid; tanh:
@@ -133,14 +111,9 @@ static inline __attribute__((always_inline)) void F(act_apply_keep)(real *restri
 #pragma omp simd
         for (int64_t k = 0; k < H; ++k) r[k] = z[k] > 0 ? z[k] : (real)0;
     } else if (act == 1) {
+        F(sigmoid)(kept, z, H);
 #pragma omp simd
-        for (int64_t k = 0; k < H; ++k) kept[k] = EXP_ARG(-z[k]);
-#pragma omp simd
-        for (int64_t k = 0; k < H; ++k) {
-            const real sg = (real)1 / ((real)1 + EXPU(kept[k]));
-            kept[k] = sg;
-            r[k] = z[k] * sg;
-        }
+        for (int64_t k = 0; k < H; ++k) r[k] = z[k] * kept[k];
     } else {
 #pragma omp simd
         for (int64_t k = 0; k < H; ++k) {
@@ -150,7 +123,7 @@ static inline __attribute__((always_inline)) void F(act_apply_keep)(real *restri
     }
 }
 
-/* g[0:H] = gs[0:H] * act'(z[0:H]) from what act_apply_keep kept */
+/* g[0:H] = gs[0:H] * act'(z[0:H]) from what act_apply_keep kept (silu' = s (1 + z (1 - s)), tanh' = 1 - t^2) */
 static inline __attribute__((always_inline)) void F(act_mul_grad_kept)(real *restrict g, const real *restrict gs,
                                                                      const real *restrict z,
                                                                      const real *restrict kept, int64_t H, int act) {
@@ -163,6 +136,20 @@ static inline __attribute__((always_inline)) void F(act_mul_grad_kept)(real *res
     } else {
 #pragma omp simd
         for (int64_t k = 0; k < H; ++k) g[k] = gs[k] * ((real)1 - kept[k] * kept[k]);
+    }
+}
+
+/* g[0:H] = gs[0:H] * act'(z[0:H]), the derivative terms computed here, ACT_CHUNK at a time */
+static inline __attribute__((always_inline)) void F(act_mul_grad)(real *restrict g, const real *restrict gs, const real *restrict z, int64_t H, int act) {
+    for (int64_t k0 = 0; k0 < H; k0 += ACT_CHUNK) {
+        const int64_t n = H - k0 < ACT_CHUNK ? H - k0 : ACT_CHUNK;
+        real kept[ACT_CHUNK];
+        if (act == 1)
+            F(sigmoid)(kept, z + k0, n);
+        else if (act == 2)
+#pragma omp simd
+            for (int64_t k = 0; k < n; ++k) kept[k] = TANH(z[k0 + k]);
+        F(act_mul_grad_kept)(g + k0, gs + k0, z + k0, kept, n, act);
     }
 }
 
