@@ -206,7 +206,7 @@ static inline __attribute__((always_inline)) void F(lin_core)(real *y, const rea
             }
         }
         real tail[4 * LIN_MAXH];
-        real *restrict dst = nv == 4 ? y + b * H : tail;
+        real *dst = nv == 4 ? y + b * H : tail; /* y may be init: no restrict */
         for (int64_t u = 0; u < 4; ++u)
 #pragma omp simd
             for (int64_t k = 0; k < H; ++k) dst[u * H + k] = acc[u][k];
