@@ -320,11 +320,7 @@ int F(attention_bwd)(const real *h, const real *x, const real *W1t, const real *
         }
     }
     if (!failed) {
-        memset(gblock, 0, sizeof(real) * nblock);
-        for (int t = 0; t < nthreads; ++t) {
-            const real *tb = buf + t * per;
-            for (int64_t q = 0; q < nblock; ++q) gblock[q] += tb[q];
-        }
+        F(sum_threads)(gblock, buf, per, nblock, nthreads);
     }
     free(buf);
     return failed ? 1 : 0;

@@ -160,6 +160,14 @@ static inline int64_t F(padded)(int64_t n) {
     return (n + line - 1) / line * line;
 }
 
+/* gblock[0:n] = sum over threads t, in thread order, of buf[t per : t per + n] (per-thread weight
+ * gradients; the fixed order makes reruns bit-identical for a given thread count) */
+static inline void F(sum_threads)(real *restrict gblock, const real *restrict buf, int64_t per, int64_t n, int nthreads) {
+    memset(gblock, 0, sizeof(real) * n);
+    for (int t = 0; t < nthreads; ++t)
+        for (int64_t q = 0; q < n; ++q) gblock[q] += buf[t * per + q];
+}
+
 /* n zeroed reals, 128-byte aligned (free with free()) */
 static inline real *F(zeroed)(int64_t n) {
     const size_t bytes = ((size_t)n * sizeof(real) + 127) / 128 * 128;

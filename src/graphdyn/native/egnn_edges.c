@@ -276,11 +276,7 @@ int F(egnn_edges_bwd)(const real *P, const real *S, const real *Q, real *gQ, int
             case 16: F(eg_bwd_rows)(P, S, Q, gQ, qe, rep, x, recv, send, Wr, W2t, W2, b2, Wc1t, Wc1, bc1, Wc2, Gm, Gt, gP, gS, gx, tWr, tW2, tb2, tWc1, tbc1, tWc2, R, E, 16, D, act, unit, clampv, r0, r1); break;
         }
     }
-    memset(gblock, 0, sizeof(real) * nblock);
-    for (int t = 0; t < nthreads; ++t) {
-        const real *tb = buf + t * per;
-        for (int64_t q = 0; q < nblock; ++q) gblock[q] += tb[q];
-    }
+    F(sum_threads)(gblock, buf, per, nblock, nthreads);
     free(buf);
     return 0;
 }

@@ -115,11 +115,7 @@ int F(node_update_bwd)(const real *h, const real *g, const real *q, int64_t rep,
             case 16: F(nu_bwd_rows)(h, g, q, rep, Wht, Wh, Wgt, Wg, b1, W2, gO, gh, gg, gq, tWh, tWg, tb1, tW2, tb2, 16, act, r0, r1); break;
         }
     }
-    memset(gblock, 0, sizeof(real) * nblock);
-    for (int t = 0; t < nthreads; ++t) {
-        const real *tb = buf + t * per;
-        for (int64_t k = 0; k < nblock; ++k) gblock[k] += tb[k];
-    }
+    F(sum_threads)(gblock, buf, per, nblock, nthreads);
     free(buf);
     return 0;
 }
