@@ -118,7 +118,12 @@ int F(egnn_edges_fwd)(const real *P, const real *S, const real *Q, int64_t qe, i
         const int nt = omp_get_num_threads(), t = omp_get_thread_num();
         const int64_t nq = R / rep, r0 = nq * t / nt * rep, r1 = nq * (t + 1) / nt * rep;
         switch (H) {
-            case 16: F(eg_fwd_rows)(P, S, Q, qe, rep, x, recv, send, Wr, W2t, b2, Wc1t, bc1, Wc2, aggm, aggt, R, E, 16, D, act, unit, clampv, r0, r1); break;
+            case 16: /* 3-D coordinates get their own constant-size copy: the D loops unroll */
+                if (D == 3)
+                    F(eg_fwd_rows)(P, S, Q, qe, rep, x, recv, send, Wr, W2t, b2, Wc1t, bc1, Wc2, aggm, aggt, R, E, 16, 3, act, unit, clampv, r0, r1);
+                else
+                    F(eg_fwd_rows)(P, S, Q, qe, rep, x, recv, send, Wr, W2t, b2, Wc1t, bc1, Wc2, aggm, aggt, R, E, 16, D, act, unit, clampv, r0, r1);
+                break;
         }
     }
     return 0;
@@ -130,7 +135,7 @@ static inline __attribute__((always_inline)) void F(eg_bwd_blk)(
     int64_t e, int64_t r, const real *Wr, const real *W2t, const real *W2, const real *b2, const real *Wc1t,
     const real *Wc1, const real *bc1, const real *Wc2, const real *Gm, const real *Gt, real *gP, real *gS, real *gx,
     real *tWr, real *tW2, real *tb2, real *tWc1, real *tbc1, real *tWc2, int64_t R, int64_t nb, int64_t H, int64_t D,
-    int act, int unit, real clampv, real *z1, real *a1, real *z2, real *m, real *z3, real *a3, real *gm, real *ga,
+    int act, int unit, real clampv, real *z1, real *z2, real *z3, real *a3, real *gm, real *ga,
     real *gz, real *kept, real *s2g, real *s2v, real *scg, real *scv, int64_t *ns) {
     const int coords = Gt != NULL;
     const int64_t ir = i * R + r, jr = j * R + r;
@@ -140,11 +145,12 @@ static inline __attribute__((always_inline)) void F(eg_bwd_blk)(
         if (coords) F(outer_rows)(tWc1, scg, scv, *ns, H);
         *ns = 0;
     }
+    /* a1 and m go straight into the stash rows of the outer products, and so do g_z2 and g_z3 */
+    real *restrict a1 = s2v + *ns * H, *restrict m = scv + *ns * H, *restrict gz2 = s2g + *ns * H,
+                   *restrict gz3 = scg + *ns * H;
     F(eg_forward_blk)(P + ir * H, S + jr * H, Q, e * qe, rep, r, x + ir * D, x + jr * D, Wr, W2t, b2, Wc1t, bc1, Wc2,
                       nb, H, D, act, coords, unit, &blk, z1, a1, z2, m, z3, a3, kept);
-    const real *restrict gmi = Gm + ir * H;
-#pragma omp simd
-    for (int64_t k = 0; k < nb * H; ++k) gm[k] = gmi[k];
+    const real *gmr = Gm + ir * H; /* g_m: the incoming gradient, plus Wc1^T g_z3 with coordinates */
     real gd[EG_RB][EGNN_MAXD];
     for (int64_t b = 0; b < nb; ++b)
         for (int64_t c = 0; c < D; ++c) gd[b][c] = 0;
@@ -172,29 +178,19 @@ static inline __attribute__((always_inline)) void F(eg_bwd_blk)(
                     gd[b][c] = unit ? (gu[c] - blk.d[b][c] / blk.n[b] * ug) / blk.n[b] : gu[c];
             }
         }
-        F(act_mul_grad_kept)(gz, ga, z3, kept + 2 * EG_RB * H, nb * H, act);  /* g_z3 */
-#pragma omp simd
-        for (int64_t k = 0; k < nb * H; ++k) {
-            scg[*ns * H + k] = gz[k];
-            scv[*ns * H + k] = m[k];
-        }
+        F(act_mul_grad_kept)(gz3, ga, z3, kept + 2 * EG_RB * H, nb * H, act);
         for (int64_t b = 0; b < nb; ++b)
 #pragma omp simd
-            for (int64_t k = 0; k < H; ++k) tbc1[k] += gz[b * H + k];
-        F(lin_t_rows)(gm, gz, Wc1, nb, H);
+            for (int64_t k = 0; k < H; ++k) tbc1[k] += gz3[b * H + k];
+        F(lin_core)(gm, gmr, H, gz3, Wc1, nb, H, H);
+        gmr = gm;
     }
-    F(act_mul_grad_kept)(gz, gm, z2, kept + EG_RB * H, nb * H, act);  /* g_z2 */
-#pragma omp simd
-    for (int64_t k = 0; k < nb * H; ++k) {
-        s2g[*ns * H + k] = gz[k];
-        s2v[*ns * H + k] = a1[k];
-        ga[k] = 0;
-    }
+    F(act_mul_grad_kept)(gz2, gmr, z2, kept + EG_RB * H, nb * H, act);
     *ns += nb;
     for (int64_t b = 0; b < nb; ++b)
 #pragma omp simd
-        for (int64_t k = 0; k < H; ++k) tb2[k] += gz[b * H + k];
-    F(lin_t_rows)(ga, gz, W2, nb, H);  /* g_a1 = W2^T g_z2 */
+        for (int64_t k = 0; k < H; ++k) tb2[k] += gz2[b * H + k];
+    F(lin_core)(ga, NULL, 0, gz2, W2, nb, H, H);  /* g_a1 = W2^T g_z2 */
     F(act_mul_grad_kept)(gz, ga, z1, kept, nb * H, act);  /* g_z1 */
     if (gP) {
         real *restrict g = gP + ir * H;
@@ -233,7 +229,7 @@ static inline __attribute__((always_inline)) void F(eg_bwd_rows)(
     const real *Wc1, const real *bc1, const real *Wc2, const real *Gm, const real *Gt, real *gP, real *gS, real *gx,
     real *tWr, real *tW2, real *tb2, real *tWc1, real *tbc1, real *tWc2, int64_t R, int64_t E, int64_t H, int64_t D,
     int act, int unit, real clampv, int64_t r0, int64_t r1) {
-    real z1[EG_RB * H], a1[EG_RB * H], z2[EG_RB * H], m[EG_RB * H], z3[EG_RB * H], a3[EG_RB * H], gm[EG_RB * H],
+    real z1[EG_RB * H], z2[EG_RB * H], z3[EG_RB * H], a3[EG_RB * H], gm[EG_RB * H],
         ga[EG_RB * H], gz[EG_RB * H], kept[3 * EG_RB * H];
     real s2g[EG_STASH * H], s2v[EG_STASH * H], scg[EG_STASH * H], scv[EG_STASH * H];
     int64_t ns = 0;
@@ -242,11 +238,11 @@ static inline __attribute__((always_inline)) void F(eg_bwd_rows)(
         int64_t r = r0;
         for (; r + EG_RB <= r1; r += EG_RB)
             F(eg_bwd_blk)(P, S, Q, gQ, qe, rep, x, i, j, e, r, Wr, W2t, W2, b2, Wc1t, Wc1, bc1, Wc2, Gm, Gt, gP, gS, gx,
-                          tWr, tW2, tb2, tWc1, tbc1, tWc2, R, EG_RB, H, D, act, unit, clampv, z1, a1, z2, m, z3, a3, gm,
+                          tWr, tW2, tb2, tWc1, tbc1, tWc2, R, EG_RB, H, D, act, unit, clampv, z1, z2, z3, a3, gm,
                           ga, gz, kept, s2g, s2v, scg, scv, &ns);
         if (r < r1)
             F(eg_bwd_blk)(P, S, Q, gQ, qe, rep, x, i, j, e, r, Wr, W2t, W2, b2, Wc1t, Wc1, bc1, Wc2, Gm, Gt, gP, gS, gx,
-                          tWr, tW2, tb2, tWc1, tbc1, tWc2, R, r1 - r, H, D, act, unit, clampv, z1, a1, z2, m, z3, a3, gm,
+                          tWr, tW2, tb2, tWc1, tbc1, tWc2, R, r1 - r, H, D, act, unit, clampv, z1, z2, z3, a3, gm,
                           ga, gz, kept, s2g, s2v, scg, scv, &ns);
     }
     F(outer_rows)(tW2, s2g, s2v, ns, H);
@@ -273,7 +269,12 @@ int F(egnn_edges_bwd)(const real *P, const real *S, const real *Q, real *gQ, int
         real *tWr = buf + t * per, *tW2 = tWr + H, *tb2 = tW2 + H * H, *tWc1 = tb2 + H, *tbc1 = tWc1 + H * H,
              *tWc2 = tbc1 + H;
         switch (H) {
-            case 16: F(eg_bwd_rows)(P, S, Q, gQ, qe, rep, x, recv, send, Wr, W2t, W2, b2, Wc1t, Wc1, bc1, Wc2, Gm, Gt, gP, gS, gx, tWr, tW2, tb2, tWc1, tbc1, tWc2, R, E, 16, D, act, unit, clampv, r0, r1); break;
+            case 16: /* as in the forward, 3-D coordinates get their own copy */
+                if (D == 3)
+                    F(eg_bwd_rows)(P, S, Q, gQ, qe, rep, x, recv, send, Wr, W2t, W2, b2, Wc1t, Wc1, bc1, Wc2, Gm, Gt, gP, gS, gx, tWr, tW2, tb2, tWc1, tbc1, tWc2, R, E, 16, 3, act, unit, clampv, r0, r1);
+                else
+                    F(eg_bwd_rows)(P, S, Q, gQ, qe, rep, x, recv, send, Wr, W2t, W2, b2, Wc1t, Wc1, bc1, Wc2, Gm, Gt, gP, gS, gx, tWr, tW2, tb2, tWc1, tbc1, tWc2, R, E, 16, D, act, unit, clampv, r0, r1);
+                break;
         }
     }
     F(sum_threads)(gblock, buf, per, nblock, nthreads);
