@@ -3,8 +3,8 @@
 Cases (B = 100 graphs, T = 10 frames, H = 16, L = 2, float32, the authors' defaults otherwise):
 
 * ``aspirin``: 13 heavy atoms; edges are aspirin's real heavy-atom bonds (RDKit from SMILES)
-  plus the 2-hop pairs, both directions (the MD17 graph of the spec, 50 directed edges);
-  positions from an RDKit conformer plus per-frame noise.
+  plus the 2-hop pairs, both directions (the MD17 graph of the spec: 60 directed edges, a
+  little more than the issue's "about 50"); positions from an RDKit conformer plus per-frame noise.
 * ``adk``: 213 residues, single-channel (CA only); edges are CA-CA contacts within 6 A at
   frame 0 of the AdK trajectory shipped with MDAnalysisTests (``adk.psf`` + ``adk_dims.dcd``),
   both directions; positions frame 0 plus noise.
@@ -15,6 +15,10 @@ Every (case, threads) pair runs in a fresh subprocess (``torch.set_num_threads``
 the minimum are reported. Peak memory is the growth of the process's peak resident set size
 (``resource.getrusage(RUSAGE_SELF).ru_maxrss``) from just before the first step (model, data
 and optimiser built) to the end of the timed steps: the extra memory a training step needs.
+Like ``graphdyn train``, each child process first calls
+:func:`graphdyn.training.memory.keep_freed_memory` (freed tensors' pages stay in the process, so
+steps after the first do not page-fault on fresh memory); ``GRAPHDYN_KEEP_MEMORY=0`` leaves glibc's
+malloc as it is.
 
 Usage::
 
@@ -121,6 +125,9 @@ def make_case(case: str):
 
 def run_one(case: str, threads: int, steps: int, warmup: int, unfused: bool = False) -> dict:
     """Time ``steps`` training steps of one case in this process."""
+    from graphdyn.training.memory import keep_freed_memory
+
+    keep_freed_memory()  # as graphdyn train does
     torch.set_num_threads(threads)
     model, batch = make_case(case)
     if unfused:  # plain autograd everywhere: the implementation before the fused ops

@@ -43,6 +43,7 @@ from graphdyn.models.registry import build_model
 from graphdyn.simulator import LearnedSimulator
 from graphdyn.training.checkpoint import make_meta, save_checkpoint
 from graphdyn.training.config import RunConfig
+from graphdyn.training.memory import keep_freed_memory
 from graphdyn.training.module import DynamicsModule
 from graphdyn.viz import plots
 
@@ -87,6 +88,7 @@ def prepare(config: RunConfig) -> Prepared:
         config.model.name = DEFAULT_MODELS.get(config.data.source, "gnn")
     pl.seed_everything(config.seed, workers=True, verbose=False)
     native.load()  # build (or find) the native kernels now: a missing compiler warns before training starts
+    keep_freed_memory()  # later steps reuse the pages of the first (graphdyn.training.memory)
     if config.training.threads:
         torch.set_num_threads(config.training.threads)
     splits = build_dataset(config.data.source, config.data.options, Window(config.data.T, config.data.delta), config.seed)
