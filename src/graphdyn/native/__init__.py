@@ -43,7 +43,7 @@ from pathlib import Path
 import torch
 
 ENV = "GRAPHDYN_NATIVE"
-FLAGS = ("-O3", "-march=native", "-ffp-contract=fast", "-fno-math-errno", "-fno-trapping-math", "-fno-tree-loop-distribute-patterns", "-fopenmp", "-fPIC", "-shared", "-std=c11")
+FLAGS = ("-O3", "-march=native", "-ffp-contract=fast", "-fno-math-errno", "-fno-trapping-math", "-fno-tree-loop-distribute-patterns", "-funroll-loops", "-fopenmp", "-fPIC", "-shared", "-std=c11")
 # translation units, each compiled after common.c (interaction.c uses edge_sum.c's helpers), for
 # both dtypes, in parallel; the slowest first
 UNITS = (("attention.c",), ("egnn_edges.c",), ("edge_sum.c", "interaction.c"), ("edft.c", "node_update.c"))
