@@ -13,6 +13,7 @@ from graphdyn.nn import temporal_attention as temporal_attention_module
 from graphdyn.nn.attention_fused import AttentionConfig, temporal_attention
 from graphdyn.nn.attention_native import MAX_CHANNELS, MAX_DIM, WIDTHS, temporal_attention_native
 from graphdyn.nn.temporal_attention import TemporalAttention
+from thread_counts import assert_deterministic_across_threads
 
 pytestmark = pytest.mark.skipif(not native.available(), reason="native kernels unavailable (no C compiler)")
 
@@ -198,18 +199,7 @@ def test_deterministic_for_a_thread_count_and_close_across_counts():
     order: reruns are bit-identical; another thread count only reorders the weight-gradient sums."""
     cfg = _cfg(4, "silu", True)
     h, x, w = _inputs(6, 3, 4, rows=65, seed=8)
-    before = torch.get_num_threads()
-    results = []
-    try:
-        for threads in (2, 2, 1):
-            torch.set_num_threads(threads)
-            results.append(_run(_native(cfg), h, x, w))
-    finally:
-        torch.set_num_threads(before)
-    assert torch.get_num_threads() == before
-    for a, c, d in zip(*results):
-        assert torch.equal(a, c)
-        torch.testing.assert_close(a, d, rtol=1e-12, atol=1e-12)
+    assert_deterministic_across_threads(lambda: _run(_native(cfg), h, x, w))
 
 
 def test_unsupported_cases_fall_back_to_pytorch():

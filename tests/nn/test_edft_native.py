@@ -11,6 +11,7 @@ from graphdyn import native
 from graphdyn.nn import edft as edft_module
 from graphdyn.nn.edft import EDFT
 from graphdyn.nn.edft_native import MAX_K, edft_edges_native
+from thread_counts import assert_deterministic_across_threads
 
 pytestmark = pytest.mark.skipif(not native.available(), reason="native kernels unavailable (no C compiler)")
 
@@ -209,18 +210,7 @@ def test_deterministic_for_a_thread_count_and_close_across_counts():
     fi = torch.randn(n, R, K, D, generator=gen, dtype=torch.float64)
     w = torch.rand(n, R, K, generator=gen, dtype=torch.float64).requires_grad_()
     edges = torch.randint(0, n, (2, 40), generator=gen)
-    before = torch.get_num_threads()
-    results = []
-    try:
-        for threads in (2, 2, 1):
-            torch.set_num_threads(threads)
-            results.append(_kernel_run(fr, fi, w, edges))
-    finally:
-        torch.set_num_threads(before)
-    assert torch.get_num_threads() == before
-    for a, c, d in zip(*results):
-        assert torch.equal(a, c)
-        torch.testing.assert_close(a, d, rtol=1e-12, atol=1e-12)
+    assert_deterministic_across_threads(lambda: _kernel_run(fr, fi, w, edges))
 
 
 def test_edge_indices_out_of_range_raise():

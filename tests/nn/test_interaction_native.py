@@ -6,6 +6,7 @@ import torch
 from graphdyn import native
 from graphdyn.nn.interaction_native import WIDTHS, interaction_layer
 from graphdyn.nn.message_passing import InteractionLayer
+from thread_counts import assert_deterministic_across_threads
 
 pytestmark = pytest.mark.skipif(not native.available(), reason="native kernels unavailable (no C compiler)")
 
@@ -68,18 +69,12 @@ def test_deterministic_for_a_thread_count_and_close_across_counts():
     """Per-thread gradient buffers are summed in thread order: reruns are bit-identical; another
     thread count only changes the summation order of the weight gradients."""
     ei, h, ea, params = _random_args(B=64, N=6, E=30, seed=2)
-    before = torch.get_num_threads()
-    results = []
-    try:
-        for threads in (2, 2, 1):
-            torch.set_num_threads(threads)
-            out = interaction_layer(h, ei, ea, *params, "silu")
-            results.append((out, *torch.autograd.grad(out.square().sum(), (h, ea, *params))))
-    finally:
-        torch.set_num_threads(before)
-    for a, c, d in zip(*results):
-        assert torch.equal(a, c)
-        torch.testing.assert_close(a, d, rtol=1e-11, atol=1e-11)
+
+    def run():
+        out = interaction_layer(h, ei, ea, *params, "silu")
+        return (out, *torch.autograd.grad(out.square().sum(), (h, ea, *params)))
+
+    assert_deterministic_across_threads(run, tol=1e-11)
 
 
 def test_float32_matches_float64():

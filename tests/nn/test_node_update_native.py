@@ -13,6 +13,7 @@ from graphdyn.nn.egnn import EGNNLayer
 from graphdyn.nn.egnn_fused import EdgeConfig
 from graphdyn.nn.node_update_fused import node_update
 from graphdyn.nn.node_update_native import WIDTHS, node_update_native
+from thread_counts import assert_deterministic_across_threads
 
 pytestmark = pytest.mark.skipif(not native.available(), reason="native kernels unavailable (no C compiler)")
 
@@ -165,18 +166,7 @@ def test_deterministic_for_a_thread_count_and_close_across_counts(qkind):
     """Threads own ranges of rep-groups of rows and sum weight-gradient buffers in thread order:
     reruns are bit-identical; another thread count only reorders the weight-gradient sums."""
     h, g, q, w = _inputs(qkind, n=13, b=3, t=5, seed=8)  # 195 rows, 39 rep-groups
-    before = torch.get_num_threads()
-    results = []
-    try:
-        for threads in (2, 2, 1):
-            torch.set_num_threads(threads)
-            results.append(_run(_native("silu"), h, g, q, w))
-    finally:
-        torch.set_num_threads(before)
-    assert torch.get_num_threads() == before
-    for a, c, d in zip(*results):
-        assert torch.equal(a, c)
-        torch.testing.assert_close(a, d, rtol=1e-12, atol=1e-12)
+    assert_deterministic_across_threads(lambda: _run(_native("silu"), h, g, q, w))
 
 
 def _assert_fallback(h, g, q, w, act):
