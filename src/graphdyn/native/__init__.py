@@ -6,13 +6,14 @@ tensors written and read back by a dozen separate PyTorch kernels). Their fused 
 registers. They are an *accelerator, never a requirement*:
 
 * The first call compiles the sources with the system C compiler (``$CC``, else ``cc``) as
-  ``-O3 -march=native -ffp-contract=fast -fno-math-errno -fno-trapping-math -fopenmp`` (with glibc's vector math
+  ``-O3 -march=native -ffp-contract=fast -fno-math-errno -fno-trapping-math
+  -fno-tree-loop-distribute-patterns -funroll-loops -fopenmp`` (:data:`FLAGS`; with glibc's vector math
   library ``libmvec`` for SIMD ``exp``/``tanh`` where it links, else without) into ``graphdyn-<key>.so`` in :func:`cache_dir`
   (``$GRAPHDYN_NATIVE_CACHE``, else ``~/.cache/graphdyn/native``). ``key`` hashes the sources, the compiler,
   the flags and the CPU's feature flags, so a changed source or another CPU builds afresh; the
   library is written to a temporary name and renamed, so a crash leaves nothing half-written.
   The translation units (:data:`UNITS`, each for both dtypes) compile in parallel, one compiler
-  process per core, and are linked into one library: about 35 s on a 2-core machine, once per
+  process per core, and are linked into one library: 25-35 s on a 2-core machine, once per
   machine and source version.
 * No compiler, a failed build or ``GRAPHDYN_NATIVE=0`` leaves :func:`load` returning ``None``
   (with one warning naming the reason, except when disabled on purpose); every caller then
