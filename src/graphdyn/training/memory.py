@@ -5,9 +5,10 @@ buffers: 13.6 MB each for AdK's hidden features [213, 100, 10, 16] in float32). 
 serves blocks that large with ``mmap`` and returns them with ``munmap`` (or trims the heap), so
 every step touches fresh pages and pays a page fault per 4 KiB: ``fill_`` of such a tensor ran
 at about 1.2 GB/s instead of memory speed. Setting glibc's ``M_MMAP_MAX`` to 0 (every block
-from the heap) and ``M_TRIM_THRESHOLD`` to 2 GiB (the heap is not shrunk while less than that is free at its top) lets the second and
-later steps reuse the pages of the first. The process's resident memory then stays at its peak,
-as it does with PyTorch's caching allocators on GPUs. Nothing computed changes.
+from the heap) and ``M_TRIM_THRESHOLD`` to 2 GiB (the heap is not shrunk while less than that
+is free at its top) lets the second and later steps reuse the pages of the first. The process's
+resident memory then stays at its peak, as it does with PyTorch's caching allocators on GPUs.
+Nothing computed changes.
 
 :func:`keep_freed_memory` is called when a training run is prepared
 (:func:`graphdyn.training.run.prepare`) and by ``benchmarks/estag_step.py``. Set
