@@ -249,11 +249,10 @@ static inline __attribute__((always_inline)) void F(at_bwd_rows)(
         F(act_mul_grad_kept)(gzc, gac, w.zc, w.kc, TH, act);
         F(outer_rows)(tWc1, gzc, v, T, H);
         real *restrict gq = ga2, *restrict gk = ga2 + TH, *restrict gv = ga2 + 2 * TH;
-        for (int64_t e = 2 * TH; e < 3 * TH; ++e) ga2[e] = 0;
         for (int64_t s = 0; s < T; ++s)
 #pragma omp simd
             for (int64_t k2 = 0; k2 < H; ++k2) tbc1[k2] += gzc[s * H + k2];
-        F(lin_t_rows)(gv, gzc, Wc1, T, H);
+        F(lin_core)(gv, NULL, 0, gzc, Wc1, T, H, H); /* g_v = Wc1^T g_zc */
         for (int64_t t = 0; t < T; ++t)
             for (int64_t s = 0; s < T; ++s) {
                 at[s * T + t] = alpha[t * T + s];
@@ -263,23 +262,21 @@ static inline __attribute__((always_inline)) void F(at_bwd_rows)(
         F(lin_core)(gq, NULL, 0, galpha, k, T, T, H); /* g_q = g_S k */
         F(lin_core)(gk, NULL, 0, gst, q, T, T, H);    /* g_k = g_S^T q */
         real *restrict ghr = gh ? gh + r * TH : NULL;
-        if (ghr)
-            for (int64_t e = 0; e < TH; ++e) ghr[e] = gHr[e];
         for (int g = 0; g < 3; ++g) {
             real *gz2 = gz + g * TH, *ga1g = ga1 + g * TH;
             F(act_mul_grad_kept)(gz2, ga2 + g * TH, w.z2 + g * TH, w.k2 + g * TH, TH, act);
             F(outer_rows)(tW2 + g * H * H, gz2, w.a1 + g * TH, T, H);
-            for (int64_t e = 0; e < TH; ++e) ga1g[e] = 0;
             for (int64_t t = 0; t < T; ++t)
 #pragma omp simd
                 for (int64_t k2 = 0; k2 < H; ++k2) tb2[g * H + k2] += gz2[t * H + k2];
-            F(lin_t_rows)(ga1g, gz2, W2 + g * H * H, T, H);
+            F(lin_core)(ga1g, NULL, 0, gz2, W2 + g * H * H, T, H, H); /* g_a1 = W2_g^T g_z2 */
             F(act_mul_grad_kept)(gz2, ga1g, w.z1 + g * TH, w.k1 + g * TH, TH, act); /* now g_z1 of block g */
             F(outer_rows)(tW1 + g * H * H, gz2, hr, T, H);
             for (int64_t t = 0; t < T; ++t)
 #pragma omp simd
                 for (int64_t k2 = 0; k2 < H; ++k2) tb1[g * H + k2] += gz2[t * H + k2];
-            if (ghr) F(lin_t_rows)(ghr, gz2, W1 + g * H * H, T, H);
+            /* g_h = g_h' + sum_g W1_g^T g_z1: the first block starts from g_h' */
+            if (ghr) F(lin_core)(ghr, g ? ghr : gHr, H, gz2, W1 + g * H * H, T, H, H);
         }
     }
 }

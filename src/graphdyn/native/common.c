@@ -229,12 +229,6 @@ static inline __attribute__((always_inline)) void F(lin_rows)(real *restrict y, 
     F(lin_core)(y, bias, 0, x, Wt, nb, D, H);
 }
 
-/* g[b] += W^T v[b] for nb rows (g, v [nb, H]), W [H, H] row-major */
-static inline __attribute__((always_inline)) void F(lin_t_rows)(real *g, const real *restrict v,
-                                                              const real *restrict W, int64_t nb, int64_t H) {
-    F(lin_core)(g, g, H, v, W, nb, H, H);
-}
-
 /* gW [H, H] += sum_b g_b (x) v_b over nb rows (g, v [nb, H]): each gW row loaded and stored once.
  * Four rows of gW at a time (H is a multiple of 4 wherever this is used; a remainder goes one by
  * one): four independent FMA chains instead of one latency-bound chain, and each v_b loaded once
