@@ -75,7 +75,7 @@ class LearnedSimulator(nn.Module):
 
     def loss(self, batch: Batch) -> torch.Tensor:
         """Mean squared error on the (scaled) target, mean over every scalar."""
-        return torch.mean((self.model(batch) - self.training_target(batch)) ** 2)
+        return torch.nn.functional.mse_loss(self.model(batch), self.training_target(batch))
 
     # ----------------------------------------------------------------- stepping
     def step(self, batch: Batch) -> tuple[torch.Tensor, torch.Tensor | None]:

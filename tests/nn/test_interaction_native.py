@@ -55,13 +55,34 @@ def _random_args(B=3, N=5, F=2, K=2, H=WIDTHS[0], O=2, E=12, seed=1, batched_ea=
         return torch.randn(*shape, generator=g, dtype=torch.float64, requires_grad=True)
 
     ea = r(B, E, K) if batched_ea else r(E, K)
-    return _graph(N, E, seed), r(B, N, F), ea, [r(H, 2 * F + K), r(H), r(H, F + H + 1), r(H), r(O, H), r(O)]
+    # the layer's own parameters: edge MLP We1, be1, W2, b2; node MLP Wn1, bn1, Wn2, bn2
+    return _graph(N, E, seed), r(B, N, F), ea, [r(H, 2 * F + K), r(H), r(H, H), r(H), r(H, F + H), r(H), r(O, H), r(O)]
 
 
 @pytest.mark.parametrize("act", ["relu", "silu", "tanh"])
 @pytest.mark.parametrize("batched_ea", [True, False])
 def test_gradcheck(act, batched_ea):
     ei, h, ea, params = _random_args(batched_ea=batched_ea)
+    assert torch.autograd.gradcheck(lambda h, ea, *p: interaction_layer(h, ei, ea, *p, act), (h, ea, *params))
+
+
+@pytest.mark.parametrize("act", ["relu", "silu"])
+def test_kept_and_recomputed_activations_give_the_same_gradients(act, monkeypatch):
+    """Under KEEP_LIMIT the forward keeps the node MLP's rows for the backward; above it the
+    backward recomputes them, with the same arithmetic: the gradients are bit-identical."""
+    from graphdyn.nn import interaction_native
+
+    ei, h, ea, params = _random_args(B=7, N=5, E=14, seed=3)
+    results = []
+    for limit in (1 << 30, 0):
+        monkeypatch.setattr(interaction_native, "KEEP_LIMIT", limit)
+        out = interaction_layer(h, ei, ea, *params, act)
+        xs, zs = out.grad_fn.saved_tensors[-2:]
+        assert (xs is not None and zs is not None) == (limit > 0)  # kept, or left to the backward
+        results.append((out, *torch.autograd.grad((out * out.detach().cos()).sum(), (h, ea, *params))))
+    for kept, recomputed in zip(*results):
+        assert torch.equal(kept, recomputed)
+    monkeypatch.setattr(interaction_native, "KEEP_LIMIT", 0)
     assert torch.autograd.gradcheck(lambda h, ea, *p: interaction_layer(h, ei, ea, *p, act), (h, ea, *params))
 
 
@@ -90,8 +111,8 @@ def test_bad_input_is_an_error_not_a_crash():
         interaction_layer(h, torch.tensor([[0, 5], [1, 2]]), None, *_random_args(K=0)[3], "relu")
     with pytest.raises(IndexError, match="outside"):
         interaction_layer(h, torch.tensor([[0, -1], [1, 2]]), None, *_random_args(K=0)[3], "relu")
-    with pytest.raises(ValueError, match="w1 has shape"):
-        interaction_layer(h, ei, ea, params[0], params[1], params[2][:, 1:], *params[3:], "relu")
+    with pytest.raises(ValueError, match="wn1 has shape"):
+        interaction_layer(h, ei, ea, *params[:4], params[4][:, 1:], *params[5:], "relu")
     with pytest.raises(ValueError, match="edge_attr"):
         interaction_layer(h, ei, ea[:, :5], *params, "relu")
 

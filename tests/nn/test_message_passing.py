@@ -1,3 +1,4 @@
+import pytest
 import torch
 
 from graphdyn.nn.message_passing import InteractionLayer
@@ -44,3 +45,41 @@ def test_aggregating_before_the_last_edge_layer_is_the_plain_formula():
         expected[:, i] += layer.edge_mlp(torch.cat([h[:, j], h[:, i], e[k].expand(2, 2)], -1))
     ref = layer.node_mlp(torch.cat([h, expected], -1))
     torch.testing.assert_close(layer(h, ei, e), ref, rtol=1e-12, atol=1e-12)
+
+
+def _plain(layer, h, ei, e):
+    """The layer written edge by edge, with its MLPs as they are (no re-association)."""
+    msgs = torch.zeros(h.shape[0], h.shape[1], layer.edge_mlp[-1].out_features, dtype=h.dtype)
+    for k in range(ei.shape[1]):
+        i, j = ei[:, k]
+        msgs[:, i] += layer.edge_mlp(torch.cat([h[:, j], h[:, i], e[k].expand(h.shape[0], -1)], -1))
+    return layer.node_mlp(torch.cat([h, msgs], -1))
+
+
+@pytest.mark.parametrize("native", [True, False])
+def test_parameter_gradients_are_the_plain_formulas(native):
+    """The composed node-MLP weight carries its gradient back to both MLPs' own parameters."""
+    torch.manual_seed(1)
+    layer = InteractionLayer(3, 2, hidden=32, edge_attr_dim=2, native=native).double()
+    h = torch.randn(3, 5, 3, dtype=torch.float64, requires_grad=True)
+    ei = torch.tensor([[0, 0, 1, 2, 4, 4], [1, 2, 0, 0, 3, 1]])
+    e = torch.randn(6, 2, dtype=torch.float64)
+    params = [h, *layer.parameters()]
+    w = torch.randn(3, 5, 2, dtype=torch.float64)
+    got = torch.autograd.grad((layer(h, ei, e) * w).sum(), params)
+    ref = torch.autograd.grad((_plain(layer, h, ei, e) * w).sum(), params)
+    for a, b in zip(got, ref):
+        torch.testing.assert_close(a, b, rtol=1e-11, atol=1e-12)
+
+
+def test_pytorch_path_has_second_derivatives():
+    torch.manual_seed(2)
+    layer = InteractionLayer(2, 2, hidden=4, act="tanh", native=False).double()
+    ei = torch.tensor([[0, 1, 1, 2], [1, 0, 2, 1]])
+    h = torch.randn(2, 3, 2, dtype=torch.float64, requires_grad=True)
+    params = tuple(layer.parameters())
+
+    def f(h, *p):
+        return torch.func.functional_call(layer, dict(zip([n for n, _ in layer.named_parameters()], p)), (h, ei))
+
+    assert torch.autograd.gradgradcheck(f, (h, *[p.detach().requires_grad_() for p in params]))

@@ -21,23 +21,26 @@
 static inline __attribute__((always_inline)) void F(edge_pre)(real *restrict z, const real *restrict hj, const real *restrict hi,
                                                             const real *restrict a, const real *restrict Wt,
                                                             const real *restrict bias, int64_t Fd, int64_t K, int64_t H) {
+    real acc[H]; /* H is a constant where this is inlined: the sums stay in registers, and z is stored once */
 #pragma omp simd
-    for (int64_t k = 0; k < H; ++k) z[k] = bias[k];
+    for (int64_t k = 0; k < H; ++k) acc[k] = bias[k];
     for (int64_t d = 0; d < Fd; ++d) {
         const real v = hj[d], *restrict w = Wt + d * H;
 #pragma omp simd
-        for (int64_t k = 0; k < H; ++k) z[k] += w[k] * v;
+        for (int64_t k = 0; k < H; ++k) acc[k] += w[k] * v;
     }
     for (int64_t d = 0; d < Fd; ++d) {
         const real v = hi[d], *restrict w = Wt + (Fd + d) * H;
 #pragma omp simd
-        for (int64_t k = 0; k < H; ++k) z[k] += w[k] * v;
+        for (int64_t k = 0; k < H; ++k) acc[k] += w[k] * v;
     }
     for (int64_t d = 0; d < K; ++d) {
         const real v = a[d], *restrict w = Wt + (2 * Fd + d) * H;
 #pragma omp simd
-        for (int64_t k = 0; k < H; ++k) z[k] += w[k] * v;
+        for (int64_t k = 0; k < H; ++k) acc[k] += w[k] * v;
     }
+#pragma omp simd
+    for (int64_t k = 0; k < H; ++k) z[k] = acc[k];
 }
 
 /* One graph's forward pass into its output rows ob [N, ow]: S at columns so..so+H-1 and, with
@@ -47,7 +50,7 @@ static inline __attribute__((always_inline)) void F(edge_pre)(real *restrict z, 
 static inline __attribute__((always_inline)) void F(fwd_graph)(const real *hb, const real *eab, const int64_t *recv,
                                                              const int64_t *send, const real *Wt, const real *bias,
                                                              real *ob, int64_t N, int64_t E, int64_t Fd, int64_t K,
-                                                             int64_t H, int nf, int act, real *z) {
+                                                             int64_t H, int nf, int act) {
     const int64_t ow = nf ? Fd + H + 1 : H, so = nf ? Fd : 0;
     for (int64_t n = 0; n < N; ++n) {
         real *row = ob + n * ow;
@@ -59,8 +62,9 @@ static inline __attribute__((always_inline)) void F(fwd_graph)(const real *hb, c
     }
     for (int64_t e = 0; e < E; ++e) {
         const int64_t i = recv[e], j = send[e];
-        F(edge_pre)(z, hb + j * Fd, hb + i * Fd, K ? eab + e * K : NULL, Wt, bias, Fd, K, H);
-        F(act_add)(ob + i * ow + so, z, H, act);
+        real ze[H]; /* local (H constant where inlined): kept in registers, not stored and reloaded */
+        F(edge_pre)(ze, hb + j * Fd, hb + i * Fd, K ? eab + e * K : NULL, Wt, bias, Fd, K, H);
+        F(act_add)(ob + i * ow + so, ze, H, act);
         if (nf) ob[i * ow + Fd + H] += 1;
     }
 }
@@ -83,10 +87,11 @@ static inline __attribute__((always_inline)) void F(bwd_graph)(const real *hb, c
                                                              const real *gSb, int64_t gw, int64_t go, real *ghb,
                                                              real *geab, int shared_ea,
                                                              real *tW, real *tb, real *tea, int64_t E, int64_t Fd,
-                                                             int64_t K, int64_t H, int act, real *z, real *g) {
+                                                             int64_t K, int64_t H, int act) {
     for (int64_t e = 0; e < E; ++e) {
         const int64_t i = recv[e], j = send[e];
         const real *hj = hb + j * Fd, *hi = hb + i * Fd, *a = K ? eab + e * K : NULL;
+        real z[H], g[H]; /* local, as in F(fwd_graph) */
         F(edge_pre)(z, hj, hi, a, Wt, bias, Fd, K, H);
         F(act_mul_grad)(g, gSb + i * gw + go, z, H, act);
 #pragma omp simd

@@ -53,15 +53,15 @@ class InteractionLayer(nn.Module):
         N = h.shape[1]
         first, _, last = self.edge_mlp
         n1, act, n2 = self.node_mlp
+        if self.native:  # the kernel composes the weights below itself
+            out = interaction_layer(h, edge_index, edge_attr, first.weight, first.bias, last.weight, last.bias, n1.weight,
+                                    n1.bias, n2.weight, n2.bias, self.act)
+            if out is not None:
+                return out
         # the node MLP's first layer on [h_i, S_i, deg_i]: on [h_i, W2 S_i + deg_i b2], composed
         F = h.shape[-1]
         w_h, w_m = n1.weight[:, :F], n1.weight[:, F:]
         w1 = torch.cat([w_h, w_m @ last.weight, (w_m @ last.bias)[:, None]], dim=1)
-        if self.native:
-            out = interaction_layer(h, edge_index, edge_attr, first.weight, first.bias, w1, n1.bias, n2.weight, n2.bias,
-                                    self.act)
-            if out is not None:
-                return out
         deg = in_degree(i, N).to(h.dtype)[:, None].expand(h.shape[0], N, 1)
         x = torch.cat([h, self._edge_sum(h, edge_index, edge_attr), deg], dim=-1)
         return n2(act(nn.functional.linear(x, w1, n1.bias)))
