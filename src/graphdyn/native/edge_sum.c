@@ -17,30 +17,27 @@
  * The callers own the threads: these helpers work on one graph and accumulate weight gradients
  * into the calling thread's buffers. act: 0 relu, 1 silu, 2 tanh (common.c).
  */
-/* z[0:H] = bias + Wt^T [h_j, h_i, a] */
+/* z[0:H] = bias + Wt^T [h_j, h_i, a]; the callers pass a local array, which stays in registers */
 static inline __attribute__((always_inline)) void F(edge_pre)(real *restrict z, const real *restrict hj, const real *restrict hi,
                                                             const real *restrict a, const real *restrict Wt,
                                                             const real *restrict bias, int64_t Fd, int64_t K, int64_t H) {
-    real acc[H]; /* H is a constant where this is inlined: the sums stay in registers, and z is stored once */
 #pragma omp simd
-    for (int64_t k = 0; k < H; ++k) acc[k] = bias[k];
+    for (int64_t k = 0; k < H; ++k) z[k] = bias[k];
     for (int64_t d = 0; d < Fd; ++d) {
         const real v = hj[d], *restrict w = Wt + d * H;
 #pragma omp simd
-        for (int64_t k = 0; k < H; ++k) acc[k] += w[k] * v;
+        for (int64_t k = 0; k < H; ++k) z[k] += w[k] * v;
     }
     for (int64_t d = 0; d < Fd; ++d) {
         const real v = hi[d], *restrict w = Wt + (Fd + d) * H;
 #pragma omp simd
-        for (int64_t k = 0; k < H; ++k) acc[k] += w[k] * v;
+        for (int64_t k = 0; k < H; ++k) z[k] += w[k] * v;
     }
     for (int64_t d = 0; d < K; ++d) {
         const real v = a[d], *restrict w = Wt + (2 * Fd + d) * H;
 #pragma omp simd
-        for (int64_t k = 0; k < H; ++k) acc[k] += w[k] * v;
+        for (int64_t k = 0; k < H; ++k) z[k] += w[k] * v;
     }
-#pragma omp simd
-    for (int64_t k = 0; k < H; ++k) z[k] = acc[k];
 }
 
 /* One graph's forward pass into its output rows ob [N, ow]: S at columns so..so+H-1 and, with
