@@ -62,3 +62,34 @@ def test_full_batch_loader_gathers_once_and_yields_every_window():
     torch.testing.assert_close(epochs[0][0].x, ref.x)
     torch.testing.assert_close(epochs[0][0].target_x, ref.target_x)
     assert loader.epoch == 3
+
+
+def test_batch_takes_numpy_style_indices_and_every_run_end():
+    """Each window, picked by integer arrays (negative too), lists, masks or slices, holds frames
+    s, s + delta, ..., s + T delta of its own run, also for the last windows of each run."""
+    traj = _tagged(runs=3, frames=20)
+    ds = WindowDataset(traj, T=2, delta=3)
+    pos, vel = torch.as_tensor(traj.positions, dtype=torch.float32), torch.as_tensor(traj.velocities, dtype=torch.float32)
+
+    def expected(k):
+        run, s = ds.starts[k]
+        return pos[run, s : s + 7 : 3], vel[run, s : s + 7 : 3]
+
+    last_of_run = [r * (20 - 6) + 13 for r in range(3)]
+    cases = {
+        "array": np.array([5, 0, *last_of_run]),
+        "negative": np.array([-1, -len(ds)]),
+        "list": [2, 2, 40],
+        "mask": np.arange(len(ds)) % 5 == 0,
+        "slice": slice(10, 30, 4),
+    }
+    for name, idx in cases.items():
+        ks = np.arange(len(ds))[idx]
+        b = ds.batch(idx)
+        assert b.x.shape == (len(ks), 2, 4, 3), name
+        for row, k in enumerate(ks):
+            p, v = expected(k)
+            assert torch.equal(b.x[row], p[:2]) and torch.equal(b.target_x[row], p[2]), (name, k)
+            assert torch.equal(b.v[row], v[:2]) and torch.equal(b.target_v[row], v[2]), (name, k)
+    sub = ds.subset(np.array(last_of_run))
+    assert torch.equal(sub.batch().target_x, torch.stack([expected(k)[0][2] for k in last_of_run]))

@@ -122,16 +122,30 @@ class WindowDataset:
         starts = np.asarray(starts, dtype=np.int64).reshape(-1, 2)
         if len(starts) and (starts[:, 1].max() + span >= traj.n_frames or starts.min() < 0 or starts[:, 0].max() >= traj.n_runs):
             raise GraphdynError("a window start lies outside the trajectory", field="starts")
-        self.starts = starts
-        # Frames of all runs in one axis, [R * F, N, ...]: a batch is then one index_select of
-        # flat frame numbers, cheaper than indexing run and frame axes together.
+        self._set_starts(starts)
+        # Frames of all runs in one axis, [R * F, N, ...], and every window as a view of them,
+        # [R * F - T delta, T + 1, N, ...] (row s holds flat frames s, s + delta, ..., s + T delta;
+        # rows overlap, nothing is copied): a batch is one index_select of its windows' first
+        # flat frames. Rows that would straddle two runs exist in the view but are never selected.
         node_shape = traj.positions.shape[2:]
         self._pos = torch.as_tensor(traj.positions, dtype=dtype).reshape(-1, *node_shape)
         self._vel = None if traj.velocities is None else torch.as_tensor(traj.velocities, dtype=dtype).reshape(-1, *node_shape)
+        self._win_pos = self._windows(self._pos)
+        self._win_vel = None if self._vel is None else self._windows(self._vel)
         self._node_attr = torch.as_tensor(traj.node_attr, dtype=dtype)
         self._edge_index = torch.as_tensor(traj.edge_index, dtype=torch.long)
         self._edge_attr = None if traj.edge_attr is None else torch.as_tensor(traj.edge_attr, dtype=dtype)
-        self._offsets = torch.arange(T + 1) * delta
+
+    def _set_starts(self, starts: np.ndarray) -> None:
+        """``starts`` and the flat frame number of each window's first frame (``_first`` [S], int64)."""
+        self.starts = starts
+        self._first = torch.as_tensor(starts[:, 0] * self.traj.n_frames + starts[:, 1], dtype=torch.long)
+
+    def _windows(self, frames: torch.Tensor) -> torch.Tensor:
+        """``frames`` [R * F, ...] -> the overlapping view [R * F - T delta, T + 1, ...] of all windows."""
+        s0 = frames.stride(0)
+        size = (frames.shape[0] - self.T * self.delta, self.T + 1, *frames.shape[1:])
+        return frames.as_strided(size, (s0, self.delta * s0, *frames.stride()[1:]))
 
     @property
     def dt(self) -> float:
@@ -145,7 +159,7 @@ class WindowDataset:
         """The windows at positions ``idx`` (sharing the underlying tensors)."""
         new = object.__new__(WindowDataset)
         new.__dict__.update(self.__dict__)
-        new.starts = self.starts[np.asarray(idx)]
+        new._set_starts(self.starts[np.asarray(idx)])
         return new
 
     def split(self, fractions: tuple[float, ...], *, seed: int | None = 0, chronological: bool = False) -> list["WindowDataset"]:
@@ -163,12 +177,13 @@ class WindowDataset:
 
     def batch(self, idx: np.ndarray | torch.Tensor | slice | None = None) -> Batch:
         """Gather windows ``idx`` (all when None) into one dense batch."""
-        starts = self.starts if idx is None else self.starts[idx]
-        first = torch.as_tensor(starts[:, 0] * self.traj.n_frames + starts[:, 1])  # flat frame number
-        flat = (first[:, None] + self._offsets).reshape(-1)  # [B * (T+1)]
+        if idx is None:
+            first = self._first
+        else:  # numpy-style indices: integer arrays (negative ones too), boolean masks, slices
+            first = self._first[idx if isinstance(idx, slice) else torch.as_tensor(idx)].reshape(-1)
         B = len(first)
-        window = self._pos.index_select(0, flat).view(B, self.T + 1, *self._pos.shape[1:])  # [B, T+1, N, ...]
-        vel = None if self._vel is None else self._vel.index_select(0, flat).view(window.shape)
+        window = self._win_pos.index_select(0, first)  # [B, T+1, N, ...]
+        vel = None if self._win_vel is None else self._win_vel.index_select(0, first)
         return Batch(
             x=window[:, : self.T],
             target_x=window[:, self.T],

@@ -242,12 +242,14 @@ static void F(uncompose)(const real *gWe1t, const real *gW1t, const real *W2, co
 }
 
 /* wk: the composed weights from the forward pass; gh [B, N, F] (zeroed by the caller) and gea may
- * be NULL. gparams receives the gradients of the layer's parameters, each in its own layout, in
- * the order [We1 (H De), be1 (H), W2 (H H), b2 (H), Wn1 (H (F + H)), bn1 (H), Wn2 (O H), bn2 (O)]. */
+ * be NULL. gparams[8] point to the gradients of the layer's parameters, each in its own layout:
+ * [We1 (H De), be1 (H), W2 (H H), b2 (H), Wn1 (H (F + H)), bn1 (H), Wn2 (O H), bn2 (O)] (separate
+ * tensors, so that autograd takes them as they are: splitting one buffer into eight views cost
+ * more than this whole function on small batches). */
 int F(interaction_bwd)(const real *h, const real *ea, int64_t ea_bstride, const int64_t *recv, const int64_t *send,
                        const real *be1, const real *W2, const real *b2, const real *Wn1, const real *bn1,
                        const real *Wn2, const real *wk, const real *xs, const real *zs, const real *gout, real *gh,
-                       real *gea, real *gparams, int64_t B, int64_t N, int64_t E, int64_t Fd, int64_t K, int64_t H,
+                       real *gea, real *const *gparams, int64_t B, int64_t N, int64_t E, int64_t Fd, int64_t K, int64_t H,
                        int64_t O, int act, int nthreads) {
     const int64_t De = 2 * Fd + K, D = Fd + H + 1;
     if (H != 32) return 2;
@@ -293,8 +295,8 @@ int F(interaction_bwd)(const real *h, const real *ea, int64_t ea_bstride, const 
         /* gblock: [gWe1t (De H), gbe1 (H), gW1t (D H), gbn1 (H), gWn2 (O H), gbn2 (O)] */
         const real *gWe1t = gblock, *gbe1 = gWe1t + De * H, *gW1t = gbe1 + H, *gbn1 = gW1t + D * H, *gWn2 = gbn1 + H,
                    *gbn2 = gWn2 + O * H;
-        real *pWe1 = gparams, *pbe1 = pWe1 + H * De, *pW2 = pbe1 + H, *pb2 = pW2 + H * H, *pWn1 = pb2 + H,
-             *pbn1 = pWn1 + H * (Fd + H), *pWn2 = pbn1 + H, *pbn2 = pWn2 + O * H;
+        real *pWe1 = gparams[0], *pbe1 = gparams[1], *pW2 = gparams[2], *pb2 = gparams[3], *pWn1 = gparams[4],
+             *pbn1 = gparams[5], *pWn2 = gparams[6], *pbn2 = gparams[7];
         F(uncompose)(gWe1t, gW1t, W2, b2, Wn1, pWe1, pW2, pb2, pWn1, De, Fd, H);
         memcpy(pbe1, gbe1, sizeof(real) * H);
         memcpy(pbn1, gbn1, sizeof(real) * H);

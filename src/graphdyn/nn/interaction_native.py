@@ -27,6 +27,8 @@ dtype, or no compiler).
 
 from __future__ import annotations
 
+import ctypes
+
 import torch
 
 from graphdyn import native
@@ -77,14 +79,14 @@ class _InteractionLayer(torch.autograd.Function):
         gh = torch.zeros_like(h) if ctx.needs_input_grad[0] else None
         gea = torch.empty_like(ea) if ea is not None and ctx.needs_input_grad[1] else None
         params = (we1, be1, w2, b2, wn1, bn1, wn2, bn2)
-        grads = torch.empty(sum(p.numel() for p in params), dtype=h.dtype)
+        g_params = [torch.empty_like(p) for p in params]
+        g_ptrs = (ctypes.c_void_p * len(g_params))(*(g.data_ptr() for g in g_params))
         native.call(
             "interaction_bwd", h.dtype, native.ptr(h), native.ptr(ea), _i64(ctx.ea_bstride), native.ptr(recv),
             native.ptr(send), *map(native.ptr, params[1:7]), native.ptr(wk), native.ptr(xs), native.ptr(zs),
-            native.ptr(g_out), native.ptr(gh), native.ptr(gea), native.ptr(grads), _i64(B), _i64(N), _i64(E), _i64(Fd),
+            native.ptr(g_out), native.ptr(gh), native.ptr(gea), g_ptrs, _i64(B), _i64(N), _i64(E), _i64(Fd),
             _i64(K), _i64(H), _i64(O), ACTS[ctx.act], torch.get_num_threads(),
         )
-        g_params = [g.view(p.shape) for g, p in zip(grads.split([p.numel() for p in params]), params)]
         return (gh, gea, *g_params, None, None, None, None)
 
 

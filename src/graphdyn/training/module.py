@@ -23,6 +23,15 @@ def _fused_if_supported(module: torch.nn.Module) -> dict[str, bool]:
     return {"fused": True} if ok else {}
 
 
+# Attributes set on every step that never hold a parameter, buffer or module: Lightning sets and
+# restores ``_current_fx_name`` around each hook it calls (about 40 times per training step), and
+# this class counts samples. nn.Module.__setattr__ checks every assignment against the
+# parameter, module and buffer registries (about 2.5 us a call on a CPU, some 0.1 ms per step of
+# a small model); for these names with values of these types it would end in plain attribute
+# assignment anyway, which is what :meth:`DynamicsModule.__setattr__` does at once.
+_PLAIN_ATTRS = {"_current_fx_name": (str, type(None)), "_loss_count": (int,), "samples_seen": (int,)}
+
+
 class DynamicsModule(pl.LightningModule):
     """Trains ``simulator``; ``meta`` (config, data description) travels into every checkpoint."""
 
@@ -44,6 +53,13 @@ class DynamicsModule(pl.LightningModule):
         # (benchmarks/spring_training.py). Schedulers are stepped in on_train_epoch_end.
         self.automatic_optimization = False
 
+    def __setattr__(self, name: str, value: Any) -> None:
+        plain = _PLAIN_ATTRS.get(name)
+        if plain is not None and type(value) in plain:
+            object.__setattr__(self, name, value)
+        else:
+            super().__setattr__(name, value)
+
     def transfer_batch_to_device(self, batch: Batch, device: torch.device, dataloader_idx: int) -> Batch:
         return batch.to(device)
 
@@ -55,7 +71,7 @@ class DynamicsModule(pl.LightningModule):
         loss = self.simulator.loss(batch)
         # Summed here and logged once per epoch: a per-step self.log costs about as much as
         # a whole optimizer step of a small model on a CPU.
-        self._loss_sum += loss.detach() * batch.batch_size
+        self._loss_sum.add_(loss.detach(), alpha=batch.batch_size)
         self._loss_count += batch.batch_size
         self.samples_seen += batch.batch_size
         if self._trainable:
