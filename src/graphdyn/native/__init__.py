@@ -163,6 +163,8 @@ def load() -> ctypes.CDLL | None:
     """The compiled kernels, building them on first use; ``None`` where unavailable (see the module doc)."""
     if not enabled():
         return None
+    if "lib" in _state:  # loaded (or failed) already: no lock needed to read it
+        return _state["lib"]  # type: ignore[return-value]
     with _lock:
         if "lib" in _state:
             return _state["lib"]  # type: ignore[return-value]
@@ -201,7 +203,7 @@ def accepts(name: str, tensors) -> bool:
     dtype, and the library loaded. Wrappers return ``None`` (PyTorch runs) otherwise."""
     tensors = list(tensors)
     dtype = tensors[0].dtype
-    return all(t.device.type == "cpu" and t.dtype == dtype for t in tensors) and kernel(name, dtype) is not None
+    return all(t.is_cpu and t.dtype == dtype for t in tensors) and kernel(name, dtype) is not None
 
 
 def check_edges(

@@ -49,8 +49,6 @@ class InteractionLayer(nn.Module):
         self.node_mlp = MLP([in_channels + hidden, hidden, out_channels], act=act)
 
     def forward(self, h: torch.Tensor, edge_index: torch.Tensor, edge_attr: torch.Tensor | None = None) -> torch.Tensor:
-        i, j = edge_index
-        N = h.shape[1]
         first, _, last = self.edge_mlp
         n1, act, n2 = self.node_mlp
         if self.native:  # the kernel composes the weights below itself
@@ -59,7 +57,7 @@ class InteractionLayer(nn.Module):
             if out is not None:
                 return out
         # the node MLP's first layer on [h_i, S_i, deg_i]: on [h_i, W2 S_i + deg_i b2], composed
-        F = h.shape[-1]
+        i, N, F = edge_index[0], h.shape[1], h.shape[-1]
         w_h, w_m = n1.weight[:, :F], n1.weight[:, F:]
         w1 = torch.cat([w_h, w_m @ last.weight, (w_m @ last.bias)[:, None]], dim=1)
         deg = in_degree(i, N).to(h.dtype)[:, None].expand(h.shape[0], N, 1)
