@@ -25,6 +25,7 @@ Usage::
     python benchmarks/estag_step.py                       # all cases, 1 and 2 threads
     python benchmarks/estag_step.py --cases aspirin --threads 2 --json out.json
     python benchmarks/estag_step.py --unfused                # the plain-autograd baseline
+    python benchmarks/estag_step.py --cases aspirin adk --threads 2 --repeats 5   # 5 processes each, in rounds
 """
 
 from __future__ import annotations
@@ -188,6 +189,8 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=None, help="timed steps (default 30 aspirin, 7 AdK)")
     ap.add_argument("--warmup", type=int, default=3)
     ap.add_argument("--unfused", action="store_true", help="plain autograd instead of the fused ops (the baseline)")
+    ap.add_argument("--repeats", type=int, default=1,
+                    help="fresh processes per (case, threads), in rounds over all of them; the summary gives the median of their medians")
     ap.add_argument("--json", default=None, help="also write the results to this JSON file")
     ap.add_argument("--child", nargs=2, metavar=("CASE", "THREADS"), help=argparse.SUPPRESS)
     args = ap.parse_args()
@@ -201,26 +204,42 @@ def main() -> None:
     print("command:", " ".join([os.path.basename(sys.executable)] + sys.argv))
     print(f"B={B} T={T} H={H} L={L} float32, {'plain autograd' if args.unfused else 'fused ops'}; one step = forward + backward + Adam;"
           " memory = ru_maxrss growth")
+    if args.repeats < 1:
+        ap.error("--repeats must be at least 1")
     results = []
-    for case in args.cases:
-        for threads in args.threads:
-            cmd = [sys.executable, os.path.abspath(__file__), "--child", case, str(threads), "--warmup", str(args.warmup)]
-            if args.steps:
-                cmd += ["--steps", str(args.steps)]
-            if args.unfused:
-                cmd += ["--unfused"]
-            out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
-            r = json.loads(out.strip().splitlines()[-1])
-            results.append(r)
-            print(f"{case:8s} N={r['nodes']:4d} E={r['edges']:5d} threads={threads}: median {r['median_ms']:9.1f} ms"
-                  f"  min {r['min_ms']:9.1f} ms  peak memory +{r['peak_rss_growth_mib']:.0f} MiB"
-                  f"  (load {r['load_before']:.1f} -> {r['load_after']:.1f})", flush=True)
+    # rounds over every (case, threads): this machine's speed drifts over minutes, so repeats of
+    # one case are spread over the whole run rather than taken back to back
+    runs = [(case, threads) for _ in range(args.repeats) for case in args.cases for threads in args.threads]
+    for case, threads in runs:
+        cmd = [sys.executable, os.path.abspath(__file__), "--child", case, str(threads), "--warmup", str(args.warmup)]
+        if args.steps:
+            cmd += ["--steps", str(args.steps)]
+        if args.unfused:
+            cmd += ["--unfused"]
+        out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
+        r = json.loads(out.strip().splitlines()[-1])
+        results.append(r)
+        print(f"{case:8s} N={r['nodes']:4d} E={r['edges']:5d} threads={threads}: median {r['median_ms']:9.1f} ms"
+              f"  min {r['min_ms']:9.1f} ms  peak memory +{r['peak_rss_growth_mib']:.0f} MiB"
+              f"  (load {r['load_before']:.1f} -> {r['load_after']:.1f})", flush=True)
+    summary = []
+    if args.repeats > 1:
+        print(f"over {args.repeats} processes each (median of the per-process medians; their range; the fastest step):")
+        for case in args.cases:
+            for threads in args.threads:
+                mine = [r for r in results if r["case"] == case and r["threads"] == threads]
+                meds = [r["median_ms"] for r in mine]
+                row = {"case": case, "threads": threads, "median_of_medians_ms": statistics.median(meds),
+                       "medians_range_ms": [min(meds), max(meds)], "min_ms": min(r["min_ms"] for r in mine)}
+                summary.append(row)
+                print(f"{case:8s} threads={threads}: median {row['median_of_medians_ms']:9.1f} ms  (medians {min(meds):.1f}-"
+                      f"{max(meds):.1f} ms)  fastest step {row['min_ms']:.1f} ms")
     if args.json:
         from graphdyn.io import write_json
 
         write_json(args.json, {"machine": info, "command": sys.argv, "B": B, "T": T, "H": H, "L": L, "fused": not args.unfused,
                                "memory_method": "ru_maxrss growth from before the first step to after the last, fresh process per case",
-                               "results": results})
+                               "repeats": args.repeats, "results": results, "summary": summary})
 
 
 if __name__ == "__main__":
