@@ -58,3 +58,36 @@ def test_plateau_schedule_steps_on_validated_epochs(splits, tmp_path):
     sched = module.lr_schedulers()
     assert sched.last_epoch == 3  # epochs 2, 4 and 6 validated
     assert sched.best == pytest.approx(min(v for _, v in read_metrics_csv(trainer.logger.log_dir + "/metrics.csv")["val_loss"]))
+
+
+@pytest.mark.filterwarnings("ignore:You defined a `validation_step`")
+def test_epoch_train_loss_is_the_mean_loss_over_the_epoch(splits):
+    """With lr 0 the weights stay put, so each epoch's logged train loss is the loss of the whole
+    training split (equal batches: the sample-weighted mean of batch losses is the full mean)."""
+    _quiet_lightning()
+    t = splits.train.traj
+    info = DataInfo(dim=t.dim, channels=None, node_attr_dim=1, edge_attr_dim=0, T=1, n_nodes=t.n_nodes, has_velocities=True)
+    sim = LearnedSimulator(build_model("gnn", {"target": "acceleration", "hidden": 8}, info))
+    module = DynamicsModule(sim, lr=0.0)
+    trainer = pl.Trainer(max_epochs=2, accelerator="cpu", logger=False, enable_checkpointing=False, enable_progress_bar=False,
+                         enable_model_summary=False, limit_val_batches=0, num_sanity_val_steps=0)
+    trainer.fit(module, WindowLoader(splits.train, 16, shuffle=True))
+    with torch.no_grad():
+        full = float(sim.loss(splits.train.batch()))
+    assert trainer.global_step == 2 * 4
+    assert float(trainer.callback_metrics["train_loss"]) == pytest.approx(full, rel=1e-5)
+
+
+def test_per_hook_attributes_are_plain_and_registration_still_works(splits):
+    """Lightning's _current_fx_name and the sample counters are plain attributes (no nn.Module
+    registry checks); anything else, or other value types, still goes through nn.Module."""
+    t = splits.train.traj
+    info = DataInfo(dim=t.dim, channels=None, node_attr_dim=1, edge_attr_dim=0, T=1, n_nodes=t.n_nodes, has_velocities=True)
+    module = DynamicsModule(LearnedSimulator(build_model("gnn", {"target": "acceleration", "hidden": 8}, info)), lr=0.01)
+    module._current_fx_name = "training_step"
+    module.samples_seen = 7
+    assert module.__dict__["_current_fx_name"] == "training_step" and module.samples_seen == 7
+    module._current_fx_name = None
+    assert module._current_fx_name is None
+    module._loss_count = torch.nn.Parameter(torch.ones(1))  # not an int: registered as a parameter
+    assert "_loss_count" in dict(module.named_parameters()) and "_loss_count" not in module.__dict__
