@@ -21,11 +21,16 @@ def splits():
     return build_dataset("springs", {"n_train": 64, "n_val": 16, "n_test": 16}, Window(), 0)
 
 
-def _fit(splits, tmp_path, epochs, **module_kw):
-    _quiet_lightning()
+def _simulator(splits):
+    """A small acceleration model for the springs splits."""
     t = splits.train.traj
     info = DataInfo(dim=t.dim, channels=None, node_attr_dim=1, edge_attr_dim=0, T=1, n_nodes=t.n_nodes, has_velocities=True)
-    sim = LearnedSimulator(build_model("gnn", {"target": "acceleration", "hidden": 8}, info))
+    return LearnedSimulator(build_model("gnn", {"target": "acceleration", "hidden": 8}, info))
+
+
+def _fit(splits, tmp_path, epochs, **module_kw):
+    _quiet_lightning()
+    sim = _simulator(splits)
     module = DynamicsModule(sim, lr=0.01, **module_kw)
     trainer = pl.Trainer(max_epochs=epochs, accelerator="cpu", logger=CSVLogger(tmp_path, name="m"), enable_checkpointing=False,
                          enable_progress_bar=False, enable_model_summary=False, check_val_every_n_epoch=2, log_every_n_steps=1,
@@ -65,9 +70,7 @@ def test_epoch_train_loss_is_the_mean_loss_over_the_epoch(splits):
     """With lr 0 the weights stay put, so each epoch's logged train loss is the loss of the whole
     training split (equal batches: the sample-weighted mean of batch losses is the full mean)."""
     _quiet_lightning()
-    t = splits.train.traj
-    info = DataInfo(dim=t.dim, channels=None, node_attr_dim=1, edge_attr_dim=0, T=1, n_nodes=t.n_nodes, has_velocities=True)
-    sim = LearnedSimulator(build_model("gnn", {"target": "acceleration", "hidden": 8}, info))
+    sim = _simulator(splits)
     module = DynamicsModule(sim, lr=0.0)
     trainer = pl.Trainer(max_epochs=2, accelerator="cpu", logger=False, enable_checkpointing=False, enable_progress_bar=False,
                          enable_model_summary=False, limit_val_batches=0, num_sanity_val_steps=0)
@@ -81,9 +84,7 @@ def test_epoch_train_loss_is_the_mean_loss_over_the_epoch(splits):
 def test_per_hook_attributes_are_plain_and_registration_still_works(splits):
     """Lightning's _current_fx_name and the sample counters are plain attributes (no nn.Module
     registry checks); anything else, or other value types, still goes through nn.Module."""
-    t = splits.train.traj
-    info = DataInfo(dim=t.dim, channels=None, node_attr_dim=1, edge_attr_dim=0, T=1, n_nodes=t.n_nodes, has_velocities=True)
-    module = DynamicsModule(LearnedSimulator(build_model("gnn", {"target": "acceleration", "hidden": 8}, info)), lr=0.01)
+    module = DynamicsModule(_simulator(splits), lr=0.01)
     module._current_fx_name = "training_step"
     module.samples_seen = 7
     assert module.__dict__["_current_fx_name"] == "training_step" and module.samples_seen == 7
