@@ -74,18 +74,32 @@ class NotebookGNN(nn.Module):
 
 
 def notebook_samples(ds, target: str) -> list[dict]:
-    """graphdyn windows -> the notebook's list of per-sample dicts."""
+    """graphdyn windows -> the notebook's list of per-sample dicts, with its keys: the dv notebook
+    stores ``next_velocities`` (its loop takes the difference), the acceleration one
+    ``accelerations``."""
     b = ds.batch()
-    x, v = b.x[:, 0, :, 0], b.v[:, 0, :, 0]
-    y = b.target_v[:, :, 0] - v
-    if target == "acceleration":
-        y = y / b.dt
-    return [{"positions": x[k].clone(), "velocities": v[k].clone(), "target": y[k].clone(), "edges": EDGES} for k in range(len(x))]
+    x, v, v_next = b.x[:, 0, :, 0], b.v[:, 0, :, 0], b.target_v[:, :, 0]
+    samples = []
+    for k in range(len(x)):
+        s = {"positions": x[k].clone(), "velocities": v[k].clone(), "edges": EDGES}
+        if target == "acceleration":
+            s["accelerations"] = ((v_next[k] - v[k]) / b.dt).clone()
+        else:
+            s["next_velocities"] = v_next[k].clone()
+        samples.append(s)
+    return samples
+
+
+def notebook_target(sample: dict) -> torch.Tensor:
+    """What the notebook's loops compare the prediction with, computed as they do, per sample."""
+    if "accelerations" in sample:
+        return sample["accelerations"]
+    return sample["next_velocities"] - sample["velocities"]
 
 
 def notebook_test_mse(model, test) -> float:
     with torch.no_grad():
-        return float(np.mean([F.mse_loss(model(s["positions"], s["velocities"], s["edges"]), s["target"]).item() for s in test]))
+        return float(np.mean([F.mse_loss(model(s["positions"], s["velocities"], s["edges"]), notebook_target(s)).item() for s in test]))
 
 
 def run_notebook(train, test, epochs: int, seed: int, between=None, every: int = 0) -> dict:
@@ -98,11 +112,16 @@ def run_notebook(train, test, epochs: int, seed: int, between=None, every: int =
         if between is not None and every and epoch and epoch % every == 0:
             between()
         t0 = time.perf_counter()
-        for sample in train:
+        total_loss = 0.0
+        for sample in train:  # the notebook's loop, line for line (its target difference and loss.item() included)
             opt.zero_grad()
-            loss = F.mse_loss(model(sample["positions"], sample["velocities"], sample["edges"]), sample["target"])
+            predicted = model(sample["positions"], sample["velocities"], sample["edges"])
+            loss = F.mse_loss(predicted, notebook_target(sample))
             loss.backward()
             opt.step()
+            total_loss += loss.item()
+        if (epoch + 1) % 10 == 0:
+            print(f"  notebook epoch {epoch + 1}: loss {total_loss / len(train):.6f}", flush=True)  # as the notebook prints
         clock += time.perf_counter() - t0
         curve.append((clock, notebook_test_mse(model, test)))
         print(f"  notebook epoch {epoch + 1}/{epochs}: {clock:.1f} s, test MSE {curve[-1][1]:.3g}", flush=True)
@@ -144,17 +163,22 @@ class _TestCurve(pl.Callback):
         self.clock = self._now()
 
 
+def make_simulator(splits, target: str, normalize: bool = False) -> LearnedSimulator:
+    """graphdyn's version of the notebook's model (``gnn``, hidden 32) for ``target`` (dv or
+    acceleration); ``normalize``: graphdyn's ``model.normalize_target``, the target over its
+    training standard deviation (metrics stay physical)."""
+    t = splits.train.traj
+    info = DataInfo(dim=t.dim, channels=None, node_attr_dim=1, edge_attr_dim=0, T=1, n_nodes=t.n_nodes, has_velocities=True)
+    model = build_model("gnn", {"target": "velocity_change" if target == "dv" else "acceleration", "hidden": 32}, info)
+    return LearnedSimulator(model, target_scale=target_std(model, splits.train) if normalize else None)
+
+
 def run_graphdyn(splits, target: str, batch_size: int, lr: float, epochs: int, seed: int, schedule: str, *,
                  record_test: bool = False, normalize: bool = False) -> dict:
     """One seeded graphdyn fit of ``epochs`` epochs; ``record_test``: the test MSE after every epoch."""
     _quiet_lightning()
     pl.seed_everything(seed, verbose=False)
-    t = splits.train.traj
-    info = DataInfo(dim=t.dim, channels=None, node_attr_dim=1, edge_attr_dim=0, T=1, n_nodes=t.n_nodes, has_velocities=True)
-    model = build_model("gnn", {"target": "velocity_change" if target == "dv" else "acceleration", "hidden": 32}, info)
-    # normalize: graphdyn's model.normalize_target, the target over its training std (metrics stay physical)
-    sim = LearnedSimulator(model, target_scale=target_std(model, splits.train) if normalize else None)
-    module = DynamicsModule(sim, lr=lr, lr_schedule=schedule)
+    module = DynamicsModule(make_simulator(splits, target, normalize), lr=lr, lr_schedule=schedule)
     clock = _TestCurve(splits.test, record_test)
     trainer = pl.Trainer(max_epochs=epochs, accelerator="cpu", logger=False, enable_checkpointing=False, enable_progress_bar=False,
                          enable_model_summary=False, limit_val_batches=0, num_sanity_val_steps=0, callbacks=[clock])
