@@ -105,6 +105,21 @@ def test_native_matches_the_pytorch_op(channels, causal, act, T, D):
         assert torch.equal(a, b)
 
 
+@pytest.mark.parametrize(
+    "channels, T, D",
+    [(None, 16, 3), (None, 17, 3), (6, 10, 3), (6, 17, 2), (3, 16, 3)],
+    ids=["T16", "T17", "C6", "C6-T17", "C3-T16"],
+)
+@pytest.mark.parametrize("causal", [True, False], ids=["causal", "full"])
+def test_native_matches_longer_windows_and_more_channels(channels, T, D, causal):
+    """Windows longer than the paper's (T up to 17) and more coordinate channels than AdK's four:
+    the kernel's frame and channel loops have no size built in."""
+    cfg = _cfg(channels, "silu", causal)
+    h, x, w = _inputs(T, D, channels, seed=T + 10 * D)
+    _assert_match(_run(_native(cfg), h, x, w), _run(_pytorch(cfg), h, x, w), ["h'", "x'", "h", "x", *WEIGHT_NAMES],
+                  rtol=1e-10, atol=1e-10)
+
+
 def test_coordinates_move_and_masked_frame_zero_stays():
     """A guard on the comparison above: the updates are not trivially zero, and under the causal
     mask frame 0 attends only to itself (its coordinates stay, its features get v(0))."""
