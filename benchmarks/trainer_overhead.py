@@ -12,8 +12,9 @@ full-batch step per epoch (as ``spring_training.py``'s throughput fit):
 
 At batch size 1 a step is nearly all fixed cost (the model's arithmetic is a few microseconds);
 the difference between the two columns is what Lightning's loop and ``DynamicsModule``'s hooks
-add to every step. Rounds alternate the two (and the batch sizes) in one process, so that both
-see the same spells of this shared machine; medians and ranges over the rounds are reported.
+add to every step. Each round runs both back to back (graphdyn first in odd rounds, the bare
+loop first in even ones) for every batch size, in one process, so that both see the same spells
+of this shared machine; medians and ranges over the rounds are reported.
 
 Usage (results in docs/benchmarks.md)::
 
@@ -86,9 +87,12 @@ def main() -> None:
     times: dict[int, dict[str, list[float]]] = {n: {"graphdyn": [], "bare": []} for n in sizes}
     for r in range(args.rounds):
         for n in sizes:
-            fit = run_graphdyn(splits[n], args.target, n, args.lr, args.epochs, args.seed, "none")
-            times[n]["graphdyn"].append(fit["seconds"] / fit["steps"] * 1e3)
-            times[n]["bare"].append(bare_loop(splits[n], args.target, n, args.lr, args.epochs, args.seed) * 1e3)
+            for which in ("graphdyn", "bare") if r % 2 == 0 else ("bare", "graphdyn"):  # neither always goes first
+                if which == "graphdyn":
+                    fit = run_graphdyn(splits[n], args.target, n, args.lr, args.epochs, args.seed, "none")
+                    times[n]["graphdyn"].append(fit["seconds"] / fit["steps"] * 1e3)
+                else:
+                    times[n]["bare"].append(bare_loop(splits[n], args.target, n, args.lr, args.epochs, args.seed) * 1e3)
         print(f"  round {r + 1}: " + ", ".join(f"batch {n}: {times[n]['graphdyn'][-1]:.3f} / {times[n]['bare'][-1]:.3f} ms"
                                                  for n in sizes), flush=True)
 
