@@ -81,18 +81,20 @@ def main() -> None:
     print(f"{os.cpu_count()} cores, torch {torch.__version__}, {torch.get_num_threads()} threads; target {args.target}, "
           f"full-batch steps of {sizes} samples, {args.epochs} steps per fit, {args.rounds} rounds")
 
+    def ms_per_step(which: str, n: int, epochs: int) -> float:
+        if which == "graphdyn":
+            fit = run_graphdyn(splits[n], args.target, n, args.lr, epochs, args.seed, "none")
+            return fit["seconds"] / fit["steps"] * 1e3
+        return bare_loop(splits[n], args.target, n, args.lr, epochs, args.seed) * 1e3
+
     for n in sizes:  # untimed: first calls, the thread pool, the native kernels
-        run_graphdyn(splits[n], args.target, n, args.lr, 20, args.seed, "none")
-        bare_loop(splits[n], args.target, n, args.lr, 20, args.seed)
+        for which in ("graphdyn", "bare"):
+            ms_per_step(which, n, 20)
     times: dict[int, dict[str, list[float]]] = {n: {"graphdyn": [], "bare": []} for n in sizes}
     for r in range(args.rounds):
         for n in sizes:
             for which in ("graphdyn", "bare") if r % 2 == 0 else ("bare", "graphdyn"):  # neither always goes first
-                if which == "graphdyn":
-                    fit = run_graphdyn(splits[n], args.target, n, args.lr, args.epochs, args.seed, "none")
-                    times[n]["graphdyn"].append(fit["seconds"] / fit["steps"] * 1e3)
-                else:
-                    times[n]["bare"].append(bare_loop(splits[n], args.target, n, args.lr, args.epochs, args.seed) * 1e3)
+                times[n][which].append(ms_per_step(which, n, args.epochs))
         print(f"  round {r + 1}: " + ", ".join(f"batch {n}: {times[n]['graphdyn'][-1]:.3f} / {times[n]['bare'][-1]:.3f} ms"
                                                  for n in sizes), flush=True)
 
