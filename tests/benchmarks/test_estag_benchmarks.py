@@ -3,24 +3,13 @@ it builds the paper-size aspirin case and reports what the docs quote."""
 
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
-from pathlib import Path
-
 import pytest
 
 pytest.importorskip("rdkit")  # the aspirin case builds its graph from RDKit (the `md` extra, which `make test` installs)
 
-BENCH = Path(__file__).resolve().parents[2] / "benchmarks"
 
-
-def test_estag_step_runs_and_reports(tmp_path):
-    out = tmp_path / "result.json"
-    proc = subprocess.run([sys.executable, str(BENCH / "estag_step.py"), "--cases", "aspirin", "--threads", "1", "--steps", "1",
-                           "--warmup", "1", "--json", str(out)], capture_output=True, text=True, timeout=600)
-    assert proc.returncode == 0, proc.stderr[-2000:]
-    r = json.loads(out.read_text())
+def test_estag_step_runs_and_reports(run_benchmark):
+    r = run_benchmark("estag_step.py", "--cases", "aspirin", "--threads", "1", "--steps", "1", "--warmup", "1")
     assert (r["B"], r["T"], r["H"], r["L"]) == (100, 10, 16, 2)  # the paper's size, as the issue specifies
     (res,) = r["results"]
     assert (res["case"], res["nodes"], res["edges"], res["steps"]) == ("aspirin", 13, 60, 1)

@@ -4,8 +4,6 @@ run end to end and report what the docs quote."""
 
 from __future__ import annotations
 
-import json
-import subprocess
 import sys
 from pathlib import Path
 
@@ -14,7 +12,7 @@ import torch
 
 from graphdyn.data.registry import Window, build_dataset
 
-BENCH = Path(__file__).resolve().parents[2] / "benchmarks"
+BENCH = Path(__file__).resolve().parents[2] / "benchmarks"  # the scripts run by the run_benchmark fixture (conftest.py)
 
 
 @pytest.fixture(scope="module")
@@ -40,17 +38,8 @@ def test_notebook_samples_hold_graphdyn_training_target(spring_training, target)
     torch.testing.assert_close(notebook, graphdyn[:, :, 0], rtol=0, atol=0)
 
 
-def _run(script: str, *args: str, tmp_path: Path) -> dict:
-    out = tmp_path / "result.json"
-    proc = subprocess.run([sys.executable, str(BENCH / script), *args, "--json", str(out)], capture_output=True, text=True,
-                          timeout=600)
-    assert proc.returncode == 0, proc.stderr[-2000:]
-    return json.loads(out.read_text())
-
-
-def test_spring_training_runs_and_reports(tmp_path):
-    r = _run("spring_training.py", "--target", "dv", "--notebook-epochs", "1", "--samples", "1", "--max-epochs", "3",
-             tmp_path=tmp_path)
+def test_spring_training_runs_and_reports(run_benchmark):
+    r = run_benchmark("spring_training.py", "--target", "dv", "--notebook-epochs", "1", "--samples", "1", "--max-epochs", "3")
     nb, thr = r["notebook"], r["graphdyn_throughput"]
     assert nb["samples_per_second"] > 0 and nb["final_test_mse"] > 0
     assert len(thr["samples_per_second_each"]) == 1 and thr["samples_per_second_median"] > 0
@@ -58,9 +47,8 @@ def test_spring_training_runs_and_reports(tmp_path):
     assert len(r["graphdyn_time_to_accuracy"]["each"]) == 1
 
 
-def test_trainer_overhead_runs_and_reports(tmp_path):
-    r = _run("trainer_overhead.py", "--target", "dv", "--batch-sizes", "1", "4", "--epochs", "3", "--rounds", "2",
-             tmp_path=tmp_path)
+def test_trainer_overhead_runs_and_reports(run_benchmark):
+    r = run_benchmark("trainer_overhead.py", "--target", "dv", "--batch-sizes", "1", "4", "--epochs", "3", "--rounds", "2")
     assert set(r["ms_per_step"]) == {"1", "4"}
     for row in r["ms_per_step"].values():
         assert len(row["graphdyn"]) == len(row["bare"]) == 2
