@@ -80,18 +80,19 @@ def test_gradcheck_float64(cfg, monkeypatch):
     H_ = H
     lin = layer.message[0]
     R = layer.radial_dim
-    P = torch.randn(N, 1, 2, H_, dtype=torch.float64, requires_grad=True)
-    S = torch.randn(N, 1, 2, H_, dtype=torch.float64, requires_grad=True)
+    hn = torch.randn(N, 1, 2, H_, dtype=torch.float64, requires_grad=True)
+    W1 = (0.3 * torch.randn(H_, 2 * H_, dtype=torch.float64)).requires_grad_()
+    b1 = torch.randn(H_, dtype=torch.float64, requires_grad=True)
     Q = torch.randn(EDGES.shape[1], 1, 1, H_, dtype=torch.float64, requires_grad=True)
     weights = [lin.weight[:, 2 * H_ : 2 * H_ + R], layer.message[2].weight, layer.message[2].bias,
                layer.coord[0].weight, layer.coord[0].bias, layer.coord[2].weight]
     weights = [w.detach().clone().requires_grad_(True) for w in weights]
     ecfg = EdgeConfig(act=layer.act, channels=layer.channels, unit_vectors=layer.unit_vectors, clamp=layer.clamp, chunk_rows=5)
 
-    def f(P, S, x, Q, *w):
-        return egnn_edges(P, S, x, Q, *w, EDGES, ecfg)
+    def f(hn, W1, b1, x, Q, *w):
+        return egnn_edges(hn, W1, b1, x, Q, *w, EDGES, ecfg)
 
-    assert torch.autograd.gradcheck(f, (P, S, x.detach().requires_grad_(True), Q, *weights), eps=1e-6, atol=1e-6)
+    assert torch.autograd.gradcheck(f, (hn, W1, b1, x.detach().requires_grad_(True), Q, *weights), eps=1e-6, atol=1e-6)
 
 
 def test_first_layer_input_without_gradient_is_skipped():

@@ -137,7 +137,8 @@ class ESTAG(DynamicsModel):
         if T != self.info.T:
             raise GraphdynError(f"ESTAG was built for T={self.info.T} observed frames, got {T}", field="T")
         xn = x.movedim(2, 0).contiguous()  # [N, B, T, ...]
-        h = self.embed(node_attr).movedim(1, 0).unsqueeze(2) + self.time_embed.weight  # [N, B, T, H]
+        # node-major before the Linear, so that h comes out contiguous (later layers would copy it)
+        h = self.embed(node_attr.movedim(1, 0)).unsqueeze(2) + self.time_embed.weight  # [N, B, T, H]
         e_attr = n_attr = None
         if self.edft is not None:
             x_f = xn if self.info.channels is None else xn[..., self.params.edft_channel, :]

@@ -61,7 +61,8 @@ class EDFT(nn.Module):
         fr, fi = f.real, f.imag
         w = None
         if self.spectral_gate is not None:
-            w = torch.sigmoid(self.spectral_gate(h[..., 1:, :])).squeeze(-1)  # [N, ..., K]
+            # gate every frame, then drop frame 0: slicing h first would copy it, and its gradient
+            w = torch.sigmoid(self.spectral_gate(h)[..., 1:, 0])  # [N, ..., K]
         c = self._amplitude(fr, fi, w)
         if self.native:
             A = edft_edges_native(fr, fi, w, edge_index, self.eps)

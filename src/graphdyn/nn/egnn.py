@@ -180,8 +180,6 @@ class EGNNLayer(nn.Module):
         H, R = self.hidden, self.radial_dim
         lin = self.message[0]
         w = lin.weight
-        P = F.linear(h, w[:, :H], lin.bias)  # receiver block (with the bias), node level
-        S = F.linear(h, w[:, H : 2 * H])  # sender block
         Q = None
         if self.edge_attr_dim:
             if edge_attr is None:
@@ -192,8 +190,8 @@ class EGNNLayer(nn.Module):
         cfg = EdgeConfig(act=self.act, slope=slope, channels=self.channels, unit_vectors=self.unit_vectors,
                          clamp=self.clamp, update_coords=self.update_coords,
                          chunk_rows=egnn_fused.CHUNK_ROWS, store_bytes=egnn_fused.STORE_BYTES)
-        agg_h, agg_x = egnn_edges(P, S, x, Q, w[:, 2 * H : 2 * H + R], self.message[2].weight, self.message[2].bias,
-                                  *coord, edge_index, cfg)
+        agg_h, agg_x = egnn_edges(h, w[:, : 2 * H], lin.bias, x, Q, w[:, 2 * H : 2 * H + R], self.message[2].weight,
+                                  self.message[2].bias, *coord, edge_index, cfg)
         i = edge_index[0]
         if self.update_coords:
             if self.coord_agg == "mean":

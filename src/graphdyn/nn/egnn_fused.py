@@ -285,8 +285,9 @@ class _EGNNEdges(torch.autograd.Function):
 
 
 def egnn_edges(
-    P: torch.Tensor,
-    S: torch.Tensor,
+    h: torch.Tensor,
+    W1: torch.Tensor,
+    b1: torch.Tensor,
     x: torch.Tensor,
     Q: torch.Tensor | None,
     Wr: torch.Tensor,
@@ -302,20 +303,27 @@ def egnn_edges(
 
     Shapes (node-major; ``...`` batch axes shared by all inputs, e.g. ``B, T``)::
 
-        P, S  [N, ..., H]       receiver and sender projections (P carries the bias b1)
+        h     [N, ..., H]       node features; P = W1[:, :H] h + b1, S = W1[:, H:] h
+        W1    [H, 2H]  b1 [H]   the first message Linear's receiver and sender blocks, its bias
         x     [N, ..., D] or [N, ..., C, D]
         Q     [E, ..., H] or None, batch axes may be 1 (broadcast); E may be 1
         Wr    [H, R]   W2 [H, H]   b2 [H]   Wc1 [H, H]   bc1 [H]   Wc2 [1 | C, H]
         edge_index [2, E]
         -> M [N, ..., H],  X like x (sum of clamped per-edge updates; empty without coordinates)
+
+    The native kernel computes the projections itself (see :mod:`graphdyn.nn.egnn_native`); here
+    they are two node-level GEMMs under autograd.
     """
     if cfg.act not in ACTS:
         raise ValueError(f"unsupported activation {cfg.act!r}")
     if cfg.native:
-        out = egnn_edges_native(P, S, x, Q, Wr, W2, b2, Wc1, bc1, Wc2, edge_index, cfg)
+        out = egnn_edges_native(h, W1, b1, x, Q, Wr, W2, b2, Wc1, bc1, Wc2, edge_index, cfg)
         if out is not None:
             return out
-    P, S, x = P.contiguous(), S.contiguous(), x.contiguous()
+    H = h.shape[-1]
+    P = F.linear(h, W1[:, :H], b1).contiguous()
+    S = F.linear(h, W1[:, H:]).contiguous()
+    x = x.contiguous()
     if Q is not None:
         Q = Q.contiguous()
     i, j = edge_index[0].contiguous(), edge_index[1].contiguous()
