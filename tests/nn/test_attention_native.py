@@ -120,6 +120,18 @@ def test_native_matches_longer_windows_and_more_channels(channels, T, D, causal)
                   rtol=1e-10, atol=1e-10)
 
 
+@pytest.mark.parametrize("channels", [None, 4], ids=["single", "multi"])
+def test_unused_feature_output(channels):
+    """Only x' reaches the loss (ESTAG's last layer feeds only coordinates to the pooling): autograd
+    hands the backward no gradient for h', and the kernel takes it as zero without a zero tensor."""
+    cfg = _cfg(channels, "silu", True)
+    h, x, w = _inputs(10, 3, channels, seed=5)
+    inputs = [h, x, *w]
+    got = torch.autograd.grad((_native(cfg)(h, x, *w)[1] ** 2).sum(), inputs)
+    ref = torch.autograd.grad((_pytorch(cfg)(h, x, *w)[1] ** 2).sum(), inputs)
+    _assert_match(got, ref, ["h", "x", *WEIGHT_NAMES], rtol=1e-10, atol=1e-10)
+
+
 def test_coordinates_move_and_masked_frame_zero_stays():
     """A guard on the comparison above: the updates are not trivially zero, and under the causal
     mask frame 0 attends only to itself (its coordinates stay, its features get v(0))."""

@@ -188,7 +188,7 @@ static inline __attribute__((always_inline)) void F(at_bwd_rows)(
     real *gst = p;            /* g_S^T */
     for (int64_t r = r0; r < r1; ++r) {
         const real *restrict hr = h + r * TH, *restrict xr = x + r * T * CD;
-        const real *restrict gHr = gH + r * TH, *restrict gXr = gX + r * T * CD;
+        const real *restrict gHr = gH ? gH + r * TH : NULL, *restrict gXr = gX + r * T * CD; /* gH NULL: g_h' = 0 */
         F(at_forward_row)(hr, xr, W1t, b1, W2t, b2, Wc1t, bc1, Wc2, T, H, C, D, act, causal, 1, &w);
         const real *restrict q = w.a2, *restrict k = w.a2 + TH, *restrict v = w.a2 + 2 * TH;
         const real *restrict alpha = w.alpha, *restrict phi = w.phi, *restrict y = w.y;
@@ -203,8 +203,9 @@ static inline __attribute__((always_inline)) void F(at_bwd_rows)(
             const int64_t ns = causal ? t + 1 : T;
             for (int64_t s = 0; s < ns; ++s) {
                 real ga = 0;
+                if (gHr)
 #pragma omp simd reduction(+ : ga)
-                for (int64_t c = 0; c < H; ++c) ga += gHr[t * H + c] * v[s * H + c];
+                    for (int64_t c = 0; c < H; ++c) ga += gHr[t * H + c] * v[s * H + c];
                 const real a = alpha[t * T + s];
                 for (int64_t c = 0; c < C; ++c) {
                     const real *gdt = gd + t * CD + c * D, *ys = y + s * CD + c * D, *yt = y + t * CD + c * D;
@@ -258,7 +259,7 @@ static inline __attribute__((always_inline)) void F(at_bwd_rows)(
                 at[s * T + t] = alpha[t * T + s];
                 gst[s * T + t] = galpha[t * T + s];
             }
-        F(lin_core)(gv, gv, H, at, gHr, T, T, H);   /* g_v += alpha^T g_h' */
+        if (gHr) F(lin_core)(gv, gv, H, at, gHr, T, T, H); /* g_v += alpha^T g_h' */
         F(lin_core)(gq, NULL, 0, galpha, k, T, T, H); /* g_q = g_S k */
         F(lin_core)(gk, NULL, 0, gst, q, T, T, H);    /* g_k = g_S^T q */
         real *restrict ghr = gh ? gh + r * TH : NULL;
@@ -275,14 +276,14 @@ static inline __attribute__((always_inline)) void F(at_bwd_rows)(
             for (int64_t t = 0; t < T; ++t)
 #pragma omp simd
                 for (int64_t k2 = 0; k2 < H; ++k2) tb1[g * H + k2] += gz2[t * H + k2];
-            /* g_h = g_h' + sum_g W1_g^T g_z1: the first block starts from g_h' */
+            /* g_h = g_h' + sum_g W1_g^T g_z1: the first block starts from g_h' (or from 0) */
             if (ghr) F(lin_core)(ghr, g ? ghr : gHr, H, gz2, W1 + g * H * H, T, H, H);
         }
     }
 }
 
-/* gh [R, T, H], gx [R, T, C, D] (either may be NULL) are written here; weight gradients into
- * gblock = [gW1 (3 H H), gb1 (3 H), gW2 (3 H H), gb2 (3 H), gWc1 (H H), gbc1 (H), gWc2 (C H)] with
+/* gH NULL: a zero incoming gradient of h'. gh [R, T, H], gx [R, T, C, D] (either may be NULL) are
+ * written here; weight gradients into gblock = [gW1 (3 H H), gb1 (3 H), gW2 (3 H H), gb2 (3 H), gWc1 (H H), gbc1 (H), gWc2 (C H)] with
  * gW1 [3 H, H] in W1's layout and gW2 as the three diagonal blocks [3, H, H]. */
 int F(attention_bwd)(const real *h, const real *x, const real *W1t, const real *W1, const real *b1, const real *W2t,
                      const real *W2, const real *b2, const real *Wc1t, const real *Wc1, const real *bc1,

@@ -57,6 +57,7 @@ class _TemporalAttentionNative(torch.autograd.Function):
         )
         ctx.save_for_backward(h, x, w1t, w1, b1c, w2t, w2, b2c, wc1t, wc1, bc1c, wc2)
         ctx.cfg = (act, causal, sign)
+        ctx.set_materialize_grads(False)  # an unused output's gradient arrives as None, not as a zero tensor
         return h_out, x_out
 
     @staticmethod
@@ -68,7 +69,7 @@ class _TemporalAttentionNative(torch.autograd.Function):
         need = ctx.needs_input_grad
         gh = torch.empty_like(h) if need[0] else None
         gx = torch.empty_like(x) if need[1] else None
-        gH = torch.zeros_like(h) if gH is None else gH.contiguous()
+        gH = None if gH is None else gH.contiguous()  # None (h' unused, e.g. the last layer): the kernel takes 0
         gX = torch.zeros_like(x) if gX is None else gX.contiguous()
         HH = H * H
         block = torch.empty(7 * HH + 7 * H + C * H, dtype=h.dtype)
