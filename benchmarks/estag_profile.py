@@ -33,11 +33,12 @@ def main() -> None:
     args = ap.parse_args()
 
     from graphdyn.training.memory import keep_freed_memory
+    from graphdyn.training.optim import make_adam
 
     keep_freed_memory()  # as graphdyn train and estag_step.py do
     torch.set_num_threads(args.threads)
     model, batch = estag_step.make_case(args.case)
-    opt = torch.optim.Adam(model.parameters(), lr=1e-5, fused=True)
+    opt = make_adam(model.parameters(), lr=1e-5)  # as graphdyn's trainer
 
     def step() -> None:
         opt.zero_grad(set_to_none=True)
