@@ -67,15 +67,15 @@ static inline __attribute__((always_inline)) void F(nu_bwd_rows)(
     const real *h, const real *g, const real *q, int64_t rep, const real *Wht, const real *Wh, const real *Wgt,
     const real *Wg, const real *b1, const real *W2, const real *gO, real *gh, real *gg, real *gq, real *tWh,
     real *tWg, real *tb1, real *tW2, real *tb2, int64_t H, int act, int64_t r0, int64_t r1) {
-    real z[NU_RB * H], a[NU_RB * H], ga[NU_RB * H], gz[NU_RB * H];
+    real z[NU_RB * H], a[NU_RB * H], ga[NU_RB * H], gz[NU_RB * H], kept[NU_RB * H];
     for (int64_t r = r0; r < r1; r += NU_RB) {
         const int64_t nb = r1 - r < NU_RB ? r1 - r : NU_RB;
         const real *hr = h + r * H, *gr = g + r * H, *gOr = gO + r * H;
         F(nu_pre)(z, hr, gr, q, rep, r, Wht, Wgt, b1, nb, H);
-        F(act_apply)(a, z, nb * H, act);
+        F(act_apply_keep)(a, kept, z, nb * H, act); /* the derivative reuses the sigmoid (silu) */
         F(outer_rows)(tW2, gOr, a, nb, H);
         F(lin_core)(ga, NULL, 0, gOr, W2, nb, H, H); /* W2^T g_o */
-        F(act_mul_grad)(gz, ga, z, nb * H, act);
+        F(act_mul_grad_kept)(gz, ga, z, kept, nb * H, act);
         F(outer_rows)(tWh, gz, hr, nb, H);
         F(outer_rows)(tWg, gz, gr, nb, H);
         for (int64_t b = 0; b < nb; ++b)
