@@ -178,48 +178,59 @@ static inline real *F(zeroed)(int64_t n) {
 
 #define LIN_MAXH 32 /* the widest hidden width compiled (the interaction layer's 32; ESTAG's 16) */
 
+/* One block of lin_core: rows b .. b + nv of y (nv <= RB, RB a constant 4 or 5 after inlining).
+ * The RB sums stay in registers: each row of Wt is loaded once per block and the accumulators are
+ * RB independent FMA chains. A short last block repeats its last row in the missing places and
+ * stores only the real ones (GCC kept the sums of a two- or one-row remainder in memory, a chain
+ * through the store buffer that cost more than a whole block). */
+static inline __attribute__((always_inline)) void F(lin_blk)(real *y, const real *init, int64_t init_stride,
+                                                           const real *restrict x, const real *restrict Wt,
+                                                           int64_t b, int64_t nv, int64_t D, int64_t H,
+                                                           const int RB) {
+    const real *xu[5], *iu[5]; /* row u's input and initial value */
+    for (int64_t u = 0; u < RB; ++u) {
+        const int64_t row = b + (u < nv ? u : nv - 1);
+        xu[u] = x + row * D;
+        iu[u] = init ? init + row * init_stride : NULL;
+    }
+    real acc[5][LIN_MAXH];
+    if (init)
+        for (int64_t u = 0; u < RB; ++u)
+#pragma omp simd
+            for (int64_t k = 0; k < H; ++k) acc[u][k] = iu[u][k];
+    else
+        for (int64_t u = 0; u < RB; ++u)
+#pragma omp simd
+            for (int64_t k = 0; k < H; ++k) acc[u][k] = 0;
+    for (int64_t d = 0; d < D; ++d) {
+        const real *restrict w = Wt + d * H;
+        for (int64_t u = 0; u < RB; ++u) {
+            const real v = xu[u][d];
+#pragma omp simd
+            for (int64_t k = 0; k < H; ++k) acc[u][k] += w[k] * v;
+        }
+    }
+    real tail[5 * LIN_MAXH];
+    real *dst = nv == RB ? y + b * H : tail; /* y may be init: no restrict */
+    for (int64_t u = 0; u < RB; ++u)
+#pragma omp simd
+        for (int64_t k = 0; k < H; ++k) dst[u * H + k] = acc[u][k];
+    if (nv < RB) memcpy(y + b * H, tail, sizeof(real) * nv * H);
+}
+
 /* y[b] = init_b + Wt^T x_b for nb rows (y [nb, H], x [nb, D], Wt [D, H]), where init_b is row b
  * of init [nb, H] (init_stride H), the vector init [H] for every row (init_stride 0), or 0
- * (init NULL); y may be init; H <= LIN_MAXH. Rows go four at a time with their sums in registers:
- * each row of Wt is loaded once per block and the accumulators are four independent FMA chains.
- * A last block of one to three rows repeats its last row in the missing places and stores only
- * the real ones (GCC kept the sums of a two- or one-row remainder in memory, a chain through
- * the store buffer that cost more than a whole four-row block). */
+ * (init NULL); y may be init; H <= LIN_MAXH. Rows go four at a time (lin_blk), or five at a time
+ * where that leaves no remainder and four would (ESTAG's T = 10 frames: two blocks instead of three
+ * with two rows computed for nothing). Every output is the same sum in the same order either way. */
 static inline __attribute__((always_inline)) void F(lin_core)(real *y, const real *init, int64_t init_stride,
                                                             const real *restrict x, const real *restrict Wt,
                                                             int64_t nb, int64_t D, int64_t H) {
-    for (int64_t b = 0; b < nb; b += 4) {
-        const int64_t nv = nb - b < 4 ? nb - b : 4;
-        const real *xu[4], *iu[4]; /* row u's input and initial value */
-        for (int64_t u = 0; u < 4; ++u) {
-            const int64_t row = b + (u < nv ? u : nv - 1);
-            xu[u] = x + row * D;
-            iu[u] = init ? init + row * init_stride : NULL;
-        }
-        real acc[4][LIN_MAXH];
-        if (init)
-            for (int64_t u = 0; u < 4; ++u)
-#pragma omp simd
-                for (int64_t k = 0; k < H; ++k) acc[u][k] = iu[u][k];
-        else
-            for (int64_t u = 0; u < 4; ++u)
-#pragma omp simd
-                for (int64_t k = 0; k < H; ++k) acc[u][k] = 0;
-        for (int64_t d = 0; d < D; ++d) {
-            const real *restrict w = Wt + d * H;
-            for (int64_t u = 0; u < 4; ++u) {
-                const real v = xu[u][d];
-#pragma omp simd
-                for (int64_t k = 0; k < H; ++k) acc[u][k] += w[k] * v;
-            }
-        }
-        real tail[4 * LIN_MAXH];
-        real *dst = nv == 4 ? y + b * H : tail; /* y may be init: no restrict */
-        for (int64_t u = 0; u < 4; ++u)
-#pragma omp simd
-            for (int64_t k = 0; k < H; ++k) dst[u * H + k] = acc[u][k];
-        if (nv < 4) memcpy(y + b * H, tail, sizeof(real) * nv * H);
-    }
+    if (nb % 4 != 0 && nb % 5 == 0)
+        for (int64_t b = 0; b < nb; b += 5) F(lin_blk)(y, init, init_stride, x, Wt, b, 5, D, H, 5);
+    else
+        for (int64_t b = 0; b < nb; b += 4)
+            F(lin_blk)(y, init, init_stride, x, Wt, b, nb - b < 4 ? nb - b : 4, D, H, 4);
 }
 
 /* y[b] = bias + Wt^T x_b for nb rows (y [nb, H], x [nb, D], Wt [D, H]) */
