@@ -3,7 +3,11 @@ it builds the paper-size aspirin case and reports what the docs quote."""
 
 from __future__ import annotations
 
+import os
+
 import pytest
+
+from graphdyn import native
 
 pytest.importorskip("rdkit")  # the aspirin case builds its graph from RDKit (the `md` extra, which `make test` installs)
 
@@ -14,3 +18,15 @@ def test_estag_step_runs_and_reports(run_benchmark):
     (res,) = r["results"]
     assert (res["case"], res["nodes"], res["edges"], res["steps"]) == ("aspirin", 13, 60, 1)
     assert 0 < res["min_ms"] <= res["median_ms"]
+
+
+@pytest.mark.skipif(not native.available(), reason="native kernels unavailable (no C compiler)")
+def test_kernel_ab_runs_and_reports(run_benchmark):
+    """The paired kernel comparison, with this build as both A and B: every op runs through it,
+    and the same library gives the same numbers bit for bit."""
+    lib = os.path.dirname(native.load()._name)  # the folder of the library this process loaded
+    r = run_benchmark("kernel_ab.py", lib, lib, "--rounds", "1", "--threads", "1", "--check")
+    assert set(r["ops"]) == {"egnn_edges", "node_update", "attention", "edft_edges"}
+    for op in r["ops"].values():
+        assert op["bit_identical"] is True
+        assert op["fwd"]["a_ms"] > 0 and op["bwd"]["b_ms"] > 0 and op["fwd"]["ratio"] > 0

@@ -1,0 +1,148 @@
+"""Paired timing of ESTAG's native kernels from two builds of the C sources, in one process.
+
+This machine's speed drifts by 1.3-2x within minutes, so two separate benchmark runs cannot
+resolve a kernel change of a few per cent. Here one training step of a case of ``estag_step.py``
+records the inputs of every native op; then each op's forward and backward run with library A's
+kernels and with library B's in turn, on those same inputs, the order flipping every round, and
+the median of the paired ratios B / A is reported (with ``--check``, also whether B's outputs and
+gradients equal A's bit for bit). Both libraries must come from sources with the same C function
+signatures: the Python wrappers are this checkout's.
+
+Build each library by loading graphdyn's kernels with ``GRAPHDYN_NATIVE_CACHE`` set to a folder of
+its own, once per source version::
+
+    GRAPHDYN_NATIVE_CACHE=/tmp/lib_a .venv/bin/python -c "import graphdyn.native as n; n.load()"
+    # ... change the C sources ...
+    GRAPHDYN_NATIVE_CACHE=/tmp/lib_b .venv/bin/python -c "import graphdyn.native as n; n.load()"
+    .venv/bin/python benchmarks/kernel_ab.py /tmp/lib_a /tmp/lib_b --ops attention node_update --check
+"""
+
+from __future__ import annotations
+
+import argparse
+import ctypes
+import os
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import estag_step  # noqa: E402  (the cases live there)
+
+from graphdyn import native  # noqa: E402
+from graphdyn.nn import attention_native, edft_native, egnn_native, node_update_native  # noqa: E402
+
+OPS = {
+    "egnn_edges": egnn_native._EGNNEdgesNative,
+    "node_update": node_update_native._NodeUpdateNative,
+    "attention": attention_native._TemporalAttentionNative,
+    "edft_edges": edft_native._EDFTEdgesNative,
+}
+
+
+def load_library(folder: str) -> ctypes.CDLL:
+    """The newest graphdyn library built in ``folder``."""
+    libs = sorted(Path(folder).glob("graphdyn-*.so"), key=lambda p: p.stat().st_mtime)
+    if not libs:
+        sys.exit(f"{folder}: no graphdyn-*.so (build one with GRAPHDYN_NATIVE_CACHE={folder})")
+    return ctypes.CDLL(str(libs[-1]))
+
+
+def capture_inputs(case: str) -> dict[str, tuple]:
+    """Each native op's arguments at its first call in one training step of ``case``."""
+    captured: dict[str, tuple] = {}
+    originals = {}
+    for name, cls in OPS.items():
+        originals[name] = cls.apply
+
+        def recording(*args, name=name, apply=cls.apply):
+            captured.setdefault(name, tuple(
+                a.detach().requires_grad_(a.requires_grad) if isinstance(a, torch.Tensor) else a for a in args))
+            return apply(*args)
+
+        cls.apply = recording
+    try:
+        model, batch = estag_step.make_case(case)
+        torch.mean((model(batch) - batch.target_x) ** 2).backward()
+    finally:
+        for name, cls in OPS.items():
+            cls.apply = originals[name]
+    return captured
+
+
+def run(cls, args, grads):
+    """(forward ms, backward ms, outputs and input gradients) of one call."""
+    t0 = time.perf_counter()
+    out = cls.apply(*args)
+    t1 = time.perf_counter()
+    outs = [o for o in (out if isinstance(out, tuple) else (out,)) if o.requires_grad]
+    inputs = [a for a in args if isinstance(a, torch.Tensor) and a.requires_grad]
+    g = torch.autograd.grad(outs, inputs, grads(outs), allow_unused=True)
+    t2 = time.perf_counter()
+    return (t1 - t0) * 1e3, (t2 - t1) * 1e3, [o.detach() for o in outs] + list(g)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("lib_a", help="folder holding library A (GRAPHDYN_NATIVE_CACHE of its build)")
+    ap.add_argument("lib_b", help="folder holding library B")
+    ap.add_argument("--case", default="aspirin", choices=estag_step.CASES)
+    ap.add_argument("--ops", nargs="+", default=list(OPS), choices=list(OPS))
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--rounds", type=int, default=40, help="calls of each library per op")
+    ap.add_argument("--check", action="store_true", help="also compare B's outputs and gradients with A's")
+    ap.add_argument("--json", default=None, help="also write the results to this JSON file")
+    args = ap.parse_args()
+
+    from graphdyn.training.memory import keep_freed_memory
+
+    keep_freed_memory()  # as graphdyn train and estag_step.py do
+    torch.set_num_threads(args.threads)
+    libs = {"A": load_library(args.lib_a), "B": load_library(args.lib_b)}
+    current = {"lib": "A"}
+    native.kernel = lambda name, dtype: getattr(libs[current["lib"]], f"{name}_{'f32' if dtype == torch.float32 else 'f64'}")
+    captured = capture_inputs(args.case)
+    print(f"{args.case}, {args.threads} thread(s), {args.rounds} paired rounds; A = {args.lib_a}, B = {args.lib_b}")
+    report = {"case": args.case, "threads": args.threads, "rounds": args.rounds, "lib_a": args.lib_a, "lib_b": args.lib_b,
+              "ops": {}}
+    for name in args.ops:
+        cls, call_args = OPS[name], captured[name]
+        gen = torch.Generator().manual_seed(0)
+        fixed: list[torch.Tensor] = []
+
+        def grads(outs):  # the same upstream gradients for every call
+            if not fixed:
+                fixed.extend(torch.randn(o.shape, generator=gen, dtype=o.dtype) for o in outs)
+            return fixed
+
+        times = {(k, part): [] for k in libs for part in ("fwd", "bwd")}
+        results = {}
+        for r in range(args.rounds + 2):  # the first two rounds warm up
+            for k in ("A", "B") if r % 2 else ("B", "A"):
+                current["lib"] = k
+                fwd, bwd, results[k] = run(cls, call_args, grads)
+                if r >= 2:
+                    times[(k, "fwd")].append(fwd)
+                    times[(k, "bwd")].append(bwd)
+        entry = report["ops"][name] = {}
+        for part in ("fwd", "bwd"):
+            a, b = times[("A", part)], times[("B", part)]
+            ratio = statistics.median(y / x for x, y in zip(a, b))
+            entry[part] = {"a_ms": statistics.median(a), "b_ms": statistics.median(b), "ratio": ratio}
+            print(f"{name:12s} {part}: A {statistics.median(a):8.3f} ms  B {statistics.median(b):8.3f} ms  "
+                  f"B/A median of paired ratios {ratio:.3f}")
+        if args.check:
+            same = all(x is None and y is None or torch.equal(x, y) for x, y in zip(results["A"], results["B"]))
+            entry["bit_identical"] = same
+            print(f"{name:12s} outputs and gradients bit-identical: {same}")
+    if args.json:
+        from graphdyn.io import write_json
+
+        write_json(args.json, report)
+
+
+if __name__ == "__main__":
+    main()
