@@ -4,7 +4,8 @@
 on ESTAG's 58 parameter tensors (8,442 numbers) a step took about 480 us on a 2-core CPU, of
 which the fused kernel was about 100 us. The rest is the optimizer's Python bookkeeping
 (rebuilding the lists of parameters, gradients and state every step) and incrementing 58
-separate step counters (``torch._foreach_add_``, about 170 us).
+separate step counters (``torch._foreach_add_``, about 170 us). (Timed in isolation, the
+parameters' gradients set once; ``benchmarks/estag_profile.py`` shows the step in training.)
 
 :class:`FusedAdam` and :class:`FusedAdamW` call the same kernel (``torch._fused_adam_`` /
 ``torch._fused_adamw_``) on the same per-parameter tensors, so every number is the same bit for
