@@ -43,11 +43,13 @@ OPS = {
 }
 
 
-def load_library(folder: str) -> ctypes.CDLL:
-    """The newest graphdyn library built in ``folder``."""
-    libs = sorted(Path(folder).glob("graphdyn-*.so"), key=lambda p: p.stat().st_mtime)
+def load_library(path: str) -> ctypes.CDLL:
+    """The library ``path``, or the newest graphdyn library built in the folder ``path``."""
+    if Path(path).is_file():
+        return ctypes.CDLL(path)
+    libs = sorted(Path(path).glob("graphdyn-*.so"), key=lambda p: p.stat().st_mtime)
     if not libs:
-        sys.exit(f"{folder}: no graphdyn-*.so (build one with GRAPHDYN_NATIVE_CACHE={folder})")
+        sys.exit(f"{path}: no graphdyn-*.so (build one with GRAPHDYN_NATIVE_CACHE={path})")
     return ctypes.CDLL(str(libs[-1]))
 
 
@@ -87,8 +89,8 @@ def run(cls, args, grads):
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("lib_a", help="folder holding library A (GRAPHDYN_NATIVE_CACHE of its build)")
-    ap.add_argument("lib_b", help="folder holding library B")
+    ap.add_argument("lib_a", help="library A: a graphdyn-*.so, or the folder of its build (GRAPHDYN_NATIVE_CACHE)")
+    ap.add_argument("lib_b", help="library B, the same way")
     ap.add_argument("--case", default="aspirin", choices=estag_step.CASES)
     ap.add_argument("--ops", nargs="+", default=list(OPS), choices=list(OPS))
     ap.add_argument("--threads", type=int, default=2)
