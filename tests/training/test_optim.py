@@ -57,6 +57,15 @@ def _through_file(state_dict):
     return torch.load(buf)
 
 
+def test_adam_with_decoupled_weight_decay_is_adamw():
+    """PyTorch's Adam(decoupled_weight_decay=True) is AdamW: the shortcut follows the group's flag."""
+    kw = {"lr": 1e-2, "weight_decay": 0.1, "decoupled_weight_decay": True}
+    a, _ = _run(FusedAdam, 5, kw)
+    b, _ = _run(torch.optim.AdamW, 5, {"lr": 1e-2, "weight_decay": 0.1})
+    for p, q in zip(a, b):
+        assert torch.equal(p, q)
+
+
 def test_shortcut_shares_one_counter_and_state_dict_round_trips():
     params = _params()
     opt = FusedAdam(params, lr=1e-2)

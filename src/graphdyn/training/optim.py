@@ -109,7 +109,8 @@ class _SharedStepFused:
         params, exp_avgs, exp_avg_sqs, steps = lists
         group = self.param_groups[0]  # type: ignore[attr-defined]
         beta1, beta2 = group["betas"]
-        kernel = torch._fused_adamw_ if self._decoupled else torch._fused_adam_
+        # AdamW is Adam with decoupled weight decay; PyTorch records which in the group
+        kernel = torch._fused_adamw_ if group.get("decoupled_weight_decay", self._decoupled) else torch._fused_adam_
         with torch.no_grad():
             steps[0].add_(1)
             kernel(params, grads, exp_avgs, exp_avg_sqs, [], steps, amsgrad=False, lr=group["lr"], beta1=float(beta1),
