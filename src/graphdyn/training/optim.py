@@ -34,8 +34,6 @@ import torch
 class _SharedStepFused:
     """The shortcut described in the module docstring, mixed into Adam and AdamW (fused=True)."""
 
-    _decoupled = False  # AdamW: weight decay applied to the parameters, not added to the gradient
-
     def __init__(self, params, **kwargs: Any) -> None:
         kwargs.setdefault("fused", True)
         super().__init__(params, **kwargs)  # type: ignore[call-arg]
@@ -70,7 +68,7 @@ class _SharedStepFused:
             return None
         if isinstance(group["lr"], torch.Tensor):
             return None
-        params = [p for p in group["params"]]
+        params = list(group["params"])
         if not params or len({(p.device, p.dtype) for p in params}) != 1 or params[0].is_complex():
             return None
         states = [self.state.get(p) for p in params]  # type: ignore[attr-defined]
@@ -109,8 +107,8 @@ class _SharedStepFused:
         params, exp_avgs, exp_avg_sqs, steps = lists
         group = self.param_groups[0]  # type: ignore[attr-defined]
         beta1, beta2 = group["betas"]
-        # AdamW is Adam with decoupled weight decay; PyTorch records which in the group
-        kernel = torch._fused_adamw_ if group.get("decoupled_weight_decay", self._decoupled) else torch._fused_adam_
+        # AdamW is Adam with decoupled weight decay; PyTorch records which in the group (AdamW sets it)
+        kernel = torch._fused_adamw_ if group["decoupled_weight_decay"] else torch._fused_adam_
         with torch.no_grad():
             steps[0].add_(1)
             kernel(params, grads, exp_avgs, exp_avg_sqs, [], steps, amsgrad=False, lr=group["lr"], beta1=float(beta1),
@@ -125,8 +123,6 @@ class FusedAdam(_SharedStepFused, torch.optim.Adam):
 
 class FusedAdamW(_SharedStepFused, torch.optim.AdamW):
     """``torch.optim.AdamW(..., fused=True)`` with the per-step shortcut of the module docstring."""
-
-    _decoupled = True
 
 
 def fused_supported(params: list[torch.Tensor]) -> bool:
