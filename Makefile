@@ -29,7 +29,8 @@ demo: $(STAMP)
 test: $(STAMP_MD)
 	$(BIN)/python -m pytest
 
-bench: $(STAMP)
+# estag_step.py builds aspirin with RDKit (md extra) and AdK from MDAnalysisTests (test extra).
+bench: $(STAMP_MD)
 	$(BIN)/python benchmarks/spring_training.py
 	$(BIN)/python benchmarks/physics_throughput.py
 	$(BIN)/python benchmarks/estag_step.py

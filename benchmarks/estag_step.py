@@ -50,8 +50,11 @@ ASPIRIN_SMILES = "CC(=O)OC1=CC=CC=C1C(=O)O"
 
 def aspirin_graph(gen: torch.Generator) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """(positions [N, 3], atomic numbers [N], edge_index [2, E]) of aspirin's heavy atoms: bonds + 2-hop."""
-    from rdkit import Chem
-    from rdkit.Chem import AllChem
+    try:
+        from rdkit import Chem
+        from rdkit.Chem import AllChem
+    except ImportError:
+        sys.exit("estag_step.py: the aspirin case needs RDKit (the md extra): run `make bench`, or pip install -e '.[test,md]'")
 
     mol = Chem.AddHs(Chem.MolFromSmiles(ASPIRIN_SMILES))
     AllChem.EmbedMolecule(mol, randomSeed=1)
@@ -75,7 +78,11 @@ def adk_graph() -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     import warnings
 
     import MDAnalysis as mda
-    from MDAnalysisTests.datafiles import DCD, PSF
+
+    try:
+        from MDAnalysisTests.datafiles import DCD, PSF
+    except ImportError:
+        sys.exit("estag_step.py: the AdK cases read MDAnalysisTests' AdK trajectory (the test extra): run `make bench`, or pip install -e '.[test,md]'")
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -217,7 +224,10 @@ def main() -> None:
             cmd += ["--steps", str(args.steps)]
         if args.unfused:
             cmd += ["--unfused"]
-        out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
+        proc = subprocess.run(cmd, capture_output=True, text=True)
+        if proc.returncode != 0:
+            sys.exit((proc.stderr.strip().splitlines() or [f"{case}: child exited {proc.returncode}"])[-1])
+        out = proc.stdout
         r = json.loads(out.strip().splitlines()[-1])
         results.append(r)
         print(f"{case:8s} N={r['nodes']:4d} E={r['edges']:5d} threads={threads}: median {r['median_ms']:9.1f} ms"
