@@ -225,8 +225,9 @@ def main() -> None:
         if args.unfused:
             cmd += ["--unfused"]
         proc = subprocess.run(cmd, capture_output=True, text=True)
-        if proc.returncode != 0:
-            sys.exit((proc.stderr.strip().splitlines() or [f"{case}: child exited {proc.returncode}"])[-1])
+        if proc.returncode != 0:  # the child's own message (a missing extra: one line) stays whole
+            sys.stderr.write(proc.stderr)
+            sys.exit(f"estag_step.py: the {case} run with {threads} thread(s) failed (exit code {proc.returncode})")
         out = proc.stdout
         r = json.loads(out.strip().splitlines()[-1])
         results.append(r)
