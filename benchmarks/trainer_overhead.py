@@ -1,7 +1,7 @@
 """What a training step costs beyond the model: graphdyn's trainer against a bare PyTorch loop.
 
 Both train the same simulator (graphdyn's version of the notebook's spring-chain model, as in
-``spring_training.py``) with the same fused Adam on the same batches from ``WindowLoader``, one
+``spring_training.py``) with the same optimizer (``make_adam``, as the trainer) on the same batches from ``WindowLoader``, one
 full-batch step per epoch (as ``spring_training.py``'s throughput fit):
 
 * **graphdyn**: ``DynamicsModule`` on PyTorch Lightning, the fit ``spring_training.py`` times
@@ -38,13 +38,14 @@ from spring_training import make_simulator, run_graphdyn  # noqa: E402  (same mo
 
 from graphdyn.data.registry import Window, build_dataset  # noqa: E402
 from graphdyn.data.windows import WindowLoader  # noqa: E402
+from graphdyn.training.optim import make_adam  # noqa: E402
 
 
 def bare_loop(splits, target: str, batch_size: int, lr: float, epochs: int, seed: int) -> float:
     """Seconds per step of the plain PyTorch loop on the same simulator, optimizer and batches."""
     torch.manual_seed(seed)
     sim = make_simulator(splits, target)
-    opt = torch.optim.Adam(sim.parameters(), lr=lr, fused=True)
+    opt = make_adam(sim.parameters(), lr=lr)  # the trainer's optimizer (DynamicsModule.configure_optimizers)
     loader = WindowLoader(splits.train, batch_size, shuffle=True, seed=seed)
     steps = 0
     t0 = time.perf_counter()
