@@ -4,9 +4,6 @@ it builds the paper-size aspirin case and reports what the docs quote."""
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 
@@ -35,13 +32,12 @@ def test_kernel_ab_runs_and_reports(run_benchmark):
         assert op["fwd"]["a_ms"] > 0 and op["bwd"]["b_ms"] > 0 and op["fwd"]["ratio"] > 0
 
 
-def test_estag_step_names_a_missing_extra(tmp_path):
+def test_estag_step_names_a_missing_extra(tmp_path, run_script):
     """Without RDKit the aspirin case says which extra to install, in one line and no traceback."""
     (tmp_path / "rdkit").mkdir()
     (tmp_path / "rdkit" / "__init__.py").write_text("raise ImportError('hidden for this test')\n")
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(tmp_path), os.environ.get("PYTHONPATH")]))}
-    proc = subprocess.run([sys.executable, str(Path(__file__).resolve().parents[2] / "benchmarks" / "estag_step.py"), "--cases", "aspirin", "--threads", "1"],
-                          capture_output=True, text=True, env=env, timeout=300)
+    proc = run_script("estag_step.py", "--cases", "aspirin", "--threads", "1", env=env)
     assert proc.returncode != 0
     assert "needs RDKit (the md extra)" in proc.stderr
     assert "Traceback" not in proc.stderr
