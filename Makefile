@@ -2,17 +2,18 @@
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
-PIP := $(BIN)/pip install --disable-pip-version-check -q
+# every install takes the exact versions of constraints.txt (pyproject.toml states ranges)
+PIP := $(BIN)/pip install --disable-pip-version-check -q -c constraints.txt
 STAMP := $(VENV)/.installed
 STAMP_MD := $(VENV)/.installed-md
 
 .PHONY: demo test venv bench clean
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
-	# torch first and pinned: the CPU wheel is found locally; anything that needs torch
-	# must never be allowed to pull a newer CUDA build.
-	$(PIP) torch==2.13.0
+	# torch first: the CPU wheel is found locally, and the constraints keep anything that
+	# needs torch (e3nn, Lightning) from pulling a newer CUDA build.
+	$(PIP) torch
 	$(PIP) -e ".[test]"
 	touch $(STAMP)
 

@@ -85,6 +85,9 @@ class DynamicsModel(nn.Module):
             ``rotation``, ``reflection``, ``translation``, ``frame_translation`` (a different
             shift per observed frame) and ``permutation``; without it the checker expects
             :data:`DEFAULT_SYMMETRIES` (E(n) x S_N).
+        layouts: the data layouts the model takes: ``"single"`` (one D-vector per node,
+            ``x [B, T, N, D]``) and/or ``"multi"`` (C D-vectors per node, ``x [B, T, N, C, D]``,
+            e.g. AdK's backbone N, CA, C, O); :func:`graphdyn.models.build_model` refuses others.
         Params: pydantic model of the hyper-parameters.
 
     A model may also define ``invariant_features(batch) -> {name: (tensor, "node"|"edge")}``:
@@ -95,6 +98,7 @@ class DynamicsModel(nn.Module):
     target: str = "position"
     needs_velocities: ClassVar[bool] = False
     equivariant: ClassVar[bool] = False
+    layouts: ClassVar[tuple[str, ...]] = ("single", "multi")
     Params: ClassVar[type[Params]] = Params
 
     def __init__(self, info: DataInfo, params: Params):

@@ -39,7 +39,7 @@ from torch import nn
 
 from graphdyn.data.windows import Batch
 from graphdyn.errors import GraphdynError
-from graphdyn.models.base import DataInfo, DynamicsModel, Params
+from graphdyn.models.base import DEFAULT_SYMMETRIES, DataInfo, DynamicsModel, Params
 from graphdyn.nn.edft import EDFT
 from graphdyn.nn.egnn import EGNNLayer
 from graphdyn.nn.temporal_attention import TemporalAttention
@@ -66,6 +66,8 @@ class ESTAG(DynamicsModel):
     Params = ESTAGParams
     target = "position"
     equivariant = True
+    # not "frame_translation": the temporal module mixes frames through differences
+    symmetries = DEFAULT_SYMMETRIES
 
     def __init__(self, info: DataInfo, params: ESTAGParams):
         super().__init__(info, params)

@@ -42,6 +42,10 @@ class InteractionGNN(DynamicsModel):
     def __init__(self, info: DataInfo, params: InteractionGNNParams):
         super().__init__(info, params)
         self.target = params.target
+        # absolute positions and velocities are features: only node relabelling is respected,
+        # and a shift of the frame too when positions enter as differences (a vector target)
+        shift_free = params.relative_positions and params.target != "position"
+        self.symmetries = ("translation", "permutation") if shift_free else ("permutation",)
         width = 1 if info.channels is None else info.channels
         self.coord_dim = width * info.dim
         in_dim = self.coord_dim * (1 if params.relative_positions else 2)
