@@ -41,6 +41,8 @@ def test_equivariant_checkpoint_passes(tmp_path, run_cli):
 def test_non_equivariant_checkpoint_fails_with_exit_1(tmp_path, run_cli):
     ckpt = make_checkpoint(tmp_path, "gnn", {"hidden": 8, "target": "acceleration"}, T=1)
     code, out, _ = run_cli("check-equivariance", str(ckpt), "--steps", "15", "--batch-size", "2")
+    assert code == 0 and "(" in out  # it declares node relabelling only: rotations are reported, not asserted
+    code, out, _ = run_cli("check-equivariance", str(ckpt), "--steps", "15", "--batch-size", "2", "--require", "rotation")
     assert code == 1
     assert "FAIL" in out and "FAILED" in out
     assert "x@15" in out and "x@03" not in out  # long rollouts show log-spaced steps

@@ -188,6 +188,8 @@ def test_rollout_check_fails_for_the_notebook_gnn_from_the_first_step():
     info = DataInfo(dim=3, channels=None, node_attr_dim=1, edge_attr_dim=1, T=3, n_nodes=4, has_velocities=True)
     torch.manual_seed(0)
     gnn = build_model("gnn", {"target": "velocity_change"}, info)
+    assert "rotation" not in gnn.symmetries  # it says so; claim it anyway, the check must catch it
+    gnn.symmetries = ("rotation", "reflection", "translation", "permutation")
     rep = check_rollout(gnn, b, 4, transforms=("rotation", "permutation"))
     assert {(d.output, d.transform) for d in rep.failures} == {(f"{q}@{k}", "rotation") for q in "xv" for k in range(1, 5)}
     assert rep.get("x@1", "permutation").max_abs < 1e-12

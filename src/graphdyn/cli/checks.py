@@ -39,6 +39,11 @@ def check_equivariance(
     batch_size: int = typer.Option(8, "--batch-size", min=1, help="Test windows rolled out at once."),
     trials: int = typer.Option(1, "--trials", min=1, help="Random transforms drawn per kind."),
     seed: int = typer.Option(0, "--seed", help="Seed of the random transforms."),
+    require: list[str] = typer.Option(
+        [], "--require",
+        help="Also assert this transform (rotation, reflection, translation, frame_translation, permutation), "
+        "whatever the model declares; repeatable. E.g. --require rotation on a model that does not claim it.",
+    ),
 ) -> None:
     """Roll out a trained model from transformed test windows and compare with the transformed rollout.
 
@@ -61,6 +66,11 @@ def check_equivariance(
     if len(test) == 0:
         raise GraphdynError("the run's test split has no windows to roll out", path=checkpoint, field="data")
     batch = test.batch(np.arange(min(batch_size, len(test))))
+    model = loaded.simulator.model
+    if require:
+        declared = declared_symmetries(model)
+        model.symmetries = declared + tuple(t for t in dict.fromkeys(require) if t not in declared)
+        declared_symmetries(model)  # an unknown name is a one-line error
     report = check_rollout(loaded.simulator, batch, steps, n_trials=trials, atol=atol, seed=seed)
     failures = report.failures
 
@@ -78,7 +88,6 @@ def check_equivariance(
             report.deviations.append(Deviation(t, f"{q} worst", max(d.max_abs for d in devs), max(d.scale for d in devs), devs[0].asserted))
         outputs.append(f"{q} worst")
 
-    model = loaded.simulator.model
     name = loaded.config.get("model", {}).get("name", type(model).__name__)
     console = Console(width=max(Console().width, 100))  # a piped run gets 80 columns, too few for the table
     header, body = report.rows(outputs)
