@@ -9,7 +9,7 @@ For every directed edge e = (i <- j) and every batch entry (node-major tensors, 
     m_e   = act(W2 act(z1_e) + b2)                        message
     phi_e = Wc2 act(Wc1 m_e + bc1)                        [1] or [C]
     t_e   = clamp(u_e phi_e, -c, c)                       single-channel, u = d or d / ||d||
-          | diag(phi_e) d_e                               multi-channel
+          | clamp(diag(phi_e) d_e, -c, c)                 multi-channel
     out:  M_n = sum_{e: i_e = n} m_e,   X_n = sum_{e: i_e = n} t_e
 
 ``q_e`` (the edge-attribute projection) is optional and may be broadcast over batch axes.
@@ -157,11 +157,11 @@ class _Chunk:
             else:
                 self.u = u = d
             t = u * phi
-            if cfg.clamp is not None:
-                self.keep_mask = t.abs() <= cfg.clamp if keep else None
-                t = t.clamp_(-cfg.clamp, cfg.clamp)
         else:
             t = d * phi.unsqueeze(-1)
+        if cfg.clamp is not None:
+            self.keep_mask = t.abs() <= cfg.clamp if keep else None
+            t = t.clamp_(-cfg.clamp, cfg.clamp)
         self.t = t
 
 
@@ -228,9 +228,9 @@ class _EGNNEdges(torch.autograd.Function):
             g_d = None
             if coords:
                 g_t = G_t.index_select(0, ic)
+                if cfg.clamp is not None:
+                    g_t = g_t * c.keep_mask
                 if single:
-                    if cfg.clamp is not None:
-                        g_t = g_t * c.keep_mask
                     g_phi = (g_t * c.u).sum(-1, keepdim=True)  # [ec, ..., 1]
                 else:
                     g_phi = (g_t * c.d).sum(-1)  # [ec, ..., C]
