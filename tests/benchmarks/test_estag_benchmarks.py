@@ -41,3 +41,14 @@ def test_estag_step_names_a_missing_extra(tmp_path, run_script):
     assert proc.returncode != 0
     assert "needs RDKit (the md extra)" in proc.stderr
     assert "Traceback" not in proc.stderr
+
+
+def test_model_step_times_every_model_it_is_given(run_benchmark):
+    """benchmarks/model_step.py: one step of two models at the aspirin size, in fresh processes."""
+    r = run_benchmark("model_step.py", "--models", "egnn", "copy_last", "--cases", "aspirin", "--threads", "1",
+                      "--steps", "1", "--warmup", "1")
+    assert (r["B"], r["T"]) == (100, 10) and not r["failed"]
+    assert [(x["model"], x["case"], x["nodes"], x["edges"]) for x in r["results"]] == [
+        ("egnn", "aspirin", 13, 60), ("copy_last", "aspirin", 13, 60)]
+    egnn = r["results"][0]
+    assert egnn["parameters"] > 1000 and 0 < egnn["min_ms"] <= egnn["median_ms"]
