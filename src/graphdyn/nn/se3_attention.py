@@ -1,0 +1,153 @@
+"""SE(3)-Transformer attention layer (Fuchs, Worrall, Fischer & Welling, NeurIPS 2020), on e3nn.
+
+Node features are direct sums of irreps of O(3), as in :mod:`graphdyn.nn.tfn`. For every
+directed edge (i <- j), row 0 of ``edge_index`` the receiver i and row 1 the sender j::
+
+    r_ij   = x_i - x_j,   Y_ij = Y^{0..lmax}(r_ij / |r_ij|)
+    q_i    = L_Q h_i                                         query: a linear map of the receiver
+    k_ij   = (h_j (x) Y_ij)_{R_K(|r_ij|, e_ij)}              key:   tensor product with a TFN filter
+    v_ij   = (h_j (x) Y_ij)_{R_V(|r_ij|, e_ij)}              value: the same with its own radial weights
+    a_ij^h = <q_i^h, k_ij^h> / sqrt(d_h)                     per head h: dot product of matching irreps
+                                                           (sum over channels and the 2l+1 components,
+                                                           so a rotation-invariant scalar)
+    alpha_ij^h = exp(a_ij^h) / sum_{j' in N(i)} exp(a_ij'^h)   softmax over i's incoming edges
+    h_i'   = Gate(L_V sum_j alpha_ij^h v_ij^h + L_S h_i)       self-interaction, gated nonlinearity
+
+Each head owns an equal share of the channels of every irrep block of the key and the value.
+The keys and values come from one e3nn tensor product with per-edge weights from one radial
+network (both as :class:`~graphdyn.nn.tfn.TFNLayer`'s messages); ``kernel="channelwise"``
+(default) uses TFN's per-channel filters, ``"full"`` the paper's per-edge ``[mul_out, mul_in]``
+radial matrices (same symmetry, several times the per-edge work). The query lives in the
+key's irreps, so ``L_Q`` already absorbs any linear map one would put on the key. A node
+without incoming edges gets ``Gate(L_S h_i)``. ``gate=False`` ends at the linear maps (an
+output layer).
+
+Logits are built from dot products of equal irreps, hence invariant under rotations and
+reflections; the weighted sum of values is then equivariant, and so is the layer (E(3) and
+node permutations).
+
+Shapes (node-major; ``...`` any batch axes shared by all nodes, e.g. ``B*T`` frames)::
+
+    h          [N, ..., irreps_in.dim]
+    x          [N, ..., 3]
+    edge_index [2, E]                      row 0 receiver i, row 1 sender j, shared by every batch entry
+    edge_attr  broadcastable to [E, ..., K], or None
+    -> h'      [N, ..., irreps_out.dim]    (``return_attention``: and alpha [E, ..., heads])
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import torch
+from e3nn import o3
+from torch import nn
+
+from graphdyn.nn.tensor_field_parts import RadialNet, edge_geometry, edge_tensor_product, gated
+
+
+def segment_softmax(logits: torch.Tensor, index: torch.Tensor, num_nodes: int) -> torch.Tensor:
+    """Softmax of ``logits [E, ...]`` over the edges that share a receiver ``index [E]``.
+
+    The per-receiver maximum is subtracted first (a constant per segment, so it changes
+    nothing but the range of ``exp``); every segment's weights sum to one.
+    """
+    expand = index.view(-1, *([1] * (logits.dim() - 1))).expand_as(logits)
+    top = logits.new_zeros((num_nodes, *logits.shape[1:]))
+    top = top.scatter_reduce(0, expand, logits.detach(), reduce="amax", include_self=False)
+    e = torch.exp(logits - top.index_select(0, index))
+    total = torch.zeros_like(top).index_add_(0, index, e)
+    return e / total.index_select(0, index)
+
+
+def _heads_of(irreps: o3.Irreps, heads: int) -> torch.Tensor:
+    """Head of every component of ``irreps``: channel u of a block of mul channels -> u * heads // mul."""
+    out = []
+    for mul, ir in irreps:
+        if mul % heads:
+            raise ValueError(f"{heads} heads do not divide the {mul} channels of {ir} in {irreps}")
+        out.append((torch.arange(mul) * heads // mul).repeat_interleave(ir.dim))
+    return torch.cat(out)
+
+
+class SE3AttentionLayer(nn.Module):
+    """One SE(3)-Transformer attention block (+ gate); see the module docstring.
+
+    Args:
+        irreps_in: irreps of the input node features.
+        irreps_out: irreps of the output node features (after the gate).
+        heads: attention heads (must divide every multiplicity of the keys and values).
+        lmax: highest degree of the filters' spherical harmonics.
+        kernel: ``"channelwise"`` (TFN filters) or ``"full"`` (per-edge channel-mixing matrices).
+        n_basis, r_max, radial_hidden: the radial network (:class:`~graphdyn.nn.tensor_field_parts.RadialNet`).
+        edge_attr_dim: width K of the edge attributes fed to the radial network (0: none).
+        gate: end in the gated nonlinearity (hidden layers) or not (output layers).
+    """
+
+    def __init__(
+        self,
+        irreps_in: str | o3.Irreps,
+        irreps_out: str | o3.Irreps,
+        *,
+        heads: int = 1,
+        lmax: int = 1,
+        kernel: Literal["channelwise", "full"] = "channelwise",
+        n_basis: int = 8,
+        r_max: float = 5.0,
+        radial_hidden: int = 32,
+        edge_attr_dim: int = 0,
+        gate: bool = True,
+    ):
+        super().__init__()
+        self.irreps_in = o3.Irreps(irreps_in).simplify()
+        self.irreps_sh = o3.Irreps.spherical_harmonics(lmax)
+        self.lmax, self.heads = lmax, heads
+        if gate:
+            self.gate, irreps_pre = gated(o3.Irreps(irreps_out).simplify())
+            self.irreps_out = self.gate.irreps_out
+        else:
+            self.gate, irreps_pre = None, o3.Irreps(irreps_out).simplify()
+            self.irreps_out = irreps_pre
+        # keys: the irreps the input can reach (it meets the query in a dot product);
+        # values: those the output needs
+        key = edge_tensor_product(self.irreps_in, self.irreps_sh, self.irreps_in, kernel)
+        value = edge_tensor_product(self.irreps_in, self.irreps_sh, irreps_pre, kernel)
+        self.irreps_key, self.irreps_value = key.irreps_out, value.irreps_out
+        instructions = [(i.i_in1, i.i_in2, i.i_out, i.connection_mode, i.has_weight) for i in key.instructions]
+        instructions += [
+            (i.i_in1, i.i_in2, i.i_out + len(self.irreps_key), i.connection_mode, i.has_weight) for i in value.instructions
+        ]
+        self.tp = o3.TensorProduct(
+            self.irreps_in, self.irreps_sh, self.irreps_key + self.irreps_value, instructions,
+            shared_weights=False, internal_weights=False,
+        )  # fmt: skip
+        self.radial = RadialNet(self.tp.weight_numel, n_basis, r_max, radial_hidden, edge_attr_dim)
+        self.query = o3.Linear(self.irreps_in, self.irreps_key)
+        self.lin_value = o3.Linear(self.irreps_value, irreps_pre)
+        self.lin_self = o3.Linear(self.irreps_in, irreps_pre)
+        key_heads = _heads_of(self.irreps_key, heads)
+        self.register_buffer("key_heads", nn.functional.one_hot(key_heads, heads).float(), persistent=False)
+        self.register_buffer("value_heads", _heads_of(self.irreps_value, heads), persistent=False)
+        self.scale = (self.irreps_key.dim // heads) ** -0.5
+
+    def forward(
+        self,
+        h: torch.Tensor,
+        x: torch.Tensor,
+        edge_index: torch.Tensor,
+        edge_attr: torch.Tensor | None = None,
+        return_attention: bool = False,
+    ) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
+        receiver, sender = edge_index
+        n = h.shape[0]
+        sh, dist = edge_geometry(x, edge_index, self.lmax)
+        kv = self.tp(h.index_select(0, sender), sh, self.radial(dist, edge_attr))  # [E, ..., key + value]
+        k, v = kv.split([self.irreps_key.dim, self.irreps_value.dim], dim=-1)
+        q = self.query(h).index_select(0, receiver)
+        logits = (q * k) @ self.key_heads.to(k.dtype) * self.scale  # [E, ..., heads]
+        alpha = segment_softmax(logits, receiver, n)
+        weighted = v * alpha.index_select(-1, self.value_heads)
+        agg = weighted.new_zeros((n, *weighted.shape[1:])).index_add_(0, receiver, weighted)
+        out = self.lin_value(agg) + self.lin_self(h)
+        out = out if self.gate is None else self.gate(out)
+        return (out, alpha) if return_attention else out
