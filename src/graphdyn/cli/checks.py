@@ -11,8 +11,9 @@ def check_reference_command(
     fixture: Path = typer.Argument(..., help="Reference fixture .npz (layout of shared/fixtures/README.md)."),
     tol: float = typer.Option(1e-8, "--tol", help="Largest allowed absolute deviation."),
 ) -> None:
-    """Run ESTAG in float64 on a reference fixture; print the max deviation per array.
+    """Run the fixture's model in float64 on a reference fixture; print the max deviation per array.
 
+    The model is chosen by the fixture's config.kind: single or multi (ESTAG), st_egnn, st_gnn, st_gmn.
     Exit code 0 when every deviation is at most --tol, 1 otherwise, 2 for a bad file.
     """
     from graphdyn.evaluation.reference import check_reference
