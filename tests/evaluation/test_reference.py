@@ -158,6 +158,7 @@ def test_bad_baseline_fixtures_raise_graphdyn_error(tmp_path):
         "unknown kind": (good, lambda a: a.__setitem__("config.kind", np.array("st_tfn")), "'single', 'multi', 'st_egnn', 'st_gnn', 'st_gmn'"),
         "missing param": (good, lambda a: a.pop("param.layers.1.coord.1.weight"), "param.layers.1.coord.1.weight"),
         "estag role": (good, lambda a: a.__setitem__("param.spectral_gate.bias", np.zeros(1)), "param.spectral_gate.bias"),
+        "alias": (good, lambda a: a.__setitem__("param.pool.weights", a.pop("param.pool.theta")), "param.pool.weights"),
         "wrong shape": (good, lambda a: a.__setitem__("param.pool.theta", np.zeros(4)), "param.pool.theta"),
         "edge attr shape": (good, lambda a: a.__setitem__("input.edge_attr", np.zeros((3, 2))), "input.edge_attr"),
         "no edge attr": (good, lambda a: a.pop("input.edge_attr"), "param.layers.0.message.0.weight"),

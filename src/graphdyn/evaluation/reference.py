@@ -235,7 +235,7 @@ def build_reference_model(fx: Fixture) -> tuple[DynamicsModel, dict[str, torch.T
     with torch.no_grad():
         for role, val in fx.params.items():
             name = adapter.role_to_parameter(role)
-            if name not in own:
+            if name not in own or adapter.parameter_to_role(name) != role:  # the second: no aliases
                 raise GraphdynError(f"no parameter of this {adapter.model} configuration has this role", path=fx.path, field=f"param.{role}")
             if tuple(val.shape) != tuple(own[name].shape):
                 raise GraphdynError(f"expected shape {tuple(own[name].shape)}, got {tuple(val.shape)}", path=fx.path, field=f"param.{role}")
