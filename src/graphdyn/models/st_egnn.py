@@ -16,8 +16,9 @@ C D-vectors per node): LeakyReLU(0.2), radial = the normalised C x C Gram matrix
 w = 3.0, no clamp. These are the authors' settings; ``clamp``/``coord_weight``/``act`` override
 them. The layers are :class:`graphdyn.nn.egnn.EGNNLayer`, run node-major by
 :class:`graphdyn.nn.per_frame.PerFrameNetwork` (fused path). Every step is E(n)-equivariant per
-frame and the pooling is an affine combination, so the output is E(n) x S_N-equivariant; it is
-not invariant to a different shift per frame (it moves with the weighted mean of the shifts).
+frame (the clamp acts per Cartesian component, so exactly only while inactive, as in EGNN) and
+the pooling is an affine combination, so the output is E(n) x S_N-equivariant; a different shift
+per frame moves it by the weighted mean of the shifts, not with the last frame.
 
 Shapes: ``batch.x [B, T, N, D]`` or ``[B, T, N, C, D]``, ``batch.node_attr [B, N, A]``,
 ``batch.edge_attr [E, K]`` -> positions ``[B, N, (C,) D]`` (target ``position``).

@@ -70,6 +70,8 @@ class PerFrameNetwork(nn.Module):
         super().__init__()
         if passes < 1:
             raise ValueError("passes must be at least 1")
+        if coords_in_input and node_coord_dim < 1:
+            raise ValueError("coords_in_input needs node_coord_dim, the flattened coordinates per node")
         self.T = T
         self.node_attr_dim = node_attr_dim
         self.coords_in_input = coords_in_input
