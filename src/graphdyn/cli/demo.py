@@ -26,7 +26,7 @@ def demo_command(
     steps: int = typer.Option(500, help="Rollout horizon."),
     epochs: int = typer.Option(None, help="Override the number of training epochs of both models."),
     seed: int = typer.Option(0, help="Seed of data and training."),
-    quiet: bool = typer.Option(False, help="No progress bars."),
+    quiet: bool = typer.Option(False, help="Nothing per epoch (no progress bars, no epoch lines)."),
 ) -> None:
     """Reproduce the spring-chain notebook (default), or compare ESTAG with baselines (estag)."""
     if which == "estag":
@@ -53,6 +53,7 @@ def demo_command(
         cfg = load_config(builtin_config_path(cfg_name), overrides)
         typer.echo(f"training the {key} model ({cfg.data.options.get('n_train')} snapshots, {cfg.training.epochs} epochs) ...")
         results[key] = train(cfg, quiet=quiet)
+        _stop_if_diverged(results[key], f"the {key} model")
 
     panels, curves, rows = [], {}, []
     for key, res in results.items():
@@ -99,6 +100,14 @@ def demo_command(
     typer.echo(f"\nwrote {demo_dir} (report.md, notebook_comparison.png, error_vs_step.png) in {elapsed:.0f} s")
 
 
+def _stop_if_diverged(result, what: str) -> None:
+    """A diverged run ends the demo with its one line (exit code 3)."""
+    if result.status == "diverged":
+        from graphdyn.training.run import TrainingDiverged
+
+        raise TrainingDiverged(f"{what}: {result.message} (run folder {result.run_dir})")
+
+
 ESTAG_MODELS = (
     ("copy_last", "copy_last", []),
     ("egnn_last_frame", "egnn", ["model.params.frame=-1"]),
@@ -124,6 +133,7 @@ def estag_demo(output_dir: Path, epochs: int | None, seed: int, quiet: bool) -> 
         cfg = load_config(builtin_config_path("charged_estag"), overrides)
         typer.echo(f"training {label} ...")
         res = train(cfg, quiet=quiet)
+        _stop_if_diverged(res, label)
         roll = res.metrics.get("rollout", {})
         rows.append({"model": label, "test_mse": res.metrics["test"]["pos_mse"], "rollout_final_mse": roll.get("final_mse_mean"),
                      "rollout_steps": roll.get("steps"), "fit_seconds": res.metrics["fit"]["fit_seconds"],

@@ -402,8 +402,8 @@ def build_adk(options: dict[str, Any], window: Window, seed: int) -> DataSplits:
         if len(s) == 0:
             raise GraphdynError(
                 f"the {name} split is empty: {traj.n_frames} frames per run leave {max(traj.n_frames - span, 0)} "
-                f"window starts for T={T}, delta={delta}; use a longer trajectory or lower window.delta / window.T",
-                path=where,
+                f"window starts for T={T}, delta={delta}; use a longer trajectory or lower data.T / data.delta",
+                path=where, field="data.T",
             )
     traj.metadata["options"] = opts.model_dump()
     traj.metadata["window"] = {"T": T, "delta": delta}

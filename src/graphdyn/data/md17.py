@@ -458,7 +458,8 @@ def split_starts(traj: Trajectory, opts: Md17Options, span: int, path: str | Pat
     """
     if opts.skip < span:
         raise GraphdynError(
-            f"skip={opts.skip} must be at least T*delta={span} so every window ends inside the trajectory",
+            f"skip={opts.skip} must be at least T*delta={span} so every window ends inside the trajectory; "
+            "raise skip or lower data.T / data.delta",
             path=path,
             field="data.options.skip",
         )

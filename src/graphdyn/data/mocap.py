@@ -254,7 +254,8 @@ def build_mocap(options: dict[str, Any], window: Window, seed: int) -> DataSplit
     shortest = min(len(x) for x in trials.values())
     pool = opts.start_pool if opts.start_pool is not None else (case["start_pool"] if case else shortest - span)
     if pool < 1:
-        raise GraphdynError(f"the shortest trial has {shortest} prepared frames, too few for a window of {span + 1}", field="data.options.amc")
+        raise GraphdynError(f"the shortest trial has {shortest} prepared frames, too few for a window of T={T}, delta={delta} "
+                            f"({span + 1} frames); lower data.T / data.delta", field="data.T")
     per_trial = opts.starts_per_trial or (PAPER_STARTS_PER_TRIAL if case else pool)
     if per_trial > pool:
         raise GraphdynError(f"starts_per_trial={per_trial} distinct starts cannot be drawn from start_pool={pool}", field="data.options.starts_per_trial")

@@ -4,6 +4,12 @@ A builder has the signature ``build(options: dict, window: Window, seed: int) ->
 It validates ``options`` with its own pydantic class (unknown keys are errors), applies its
 dataset's default ``T`` and ``delta`` where the config leaves them unset, and says how
 ground truth for rollouts is obtained (a true simulator, recorded frames, or none).
+
+:func:`build_dataset` holds the checks every dataset shares, once: ``T`` and ``delta`` are
+whole numbers of at least 1; every split has the ``T`` and ``delta`` the config asked for (a
+builder that cannot honour them must raise, never fall back); no split is empty (a window
+too long for the trajectory is an error naming ``data.T``); errors of
+:class:`~graphdyn.data.windows.WindowDataset` about ``T`` / ``delta`` name the config keys.
 """
 
 from __future__ import annotations
@@ -128,4 +134,33 @@ def dataset_builder(name: str) -> Callable[..., DataSplits]:
 
 
 def build_dataset(name: str, options: dict[str, Any], window: Window, seed: int) -> DataSplits:
-    return dataset_builder(name)(options or {}, window, seed)
+    """Build dataset ``name`` and check its windows (see the module docstring)."""
+    builder = dataset_builder(name)
+    for key in ("T", "delta"):
+        value = getattr(window, key)
+        if value is not None and (isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1):
+            raise GraphdynError(f"must be a whole number of at least 1, got {value!r}", field=f"data.{key}")
+    try:
+        splits = builder(options or {}, window, seed)
+    except GraphdynError as exc:
+        if exc.field in ("T", "delta"):  # WindowDataset's own names: say which config key
+            raise GraphdynError(exc.problem, path=exc.path, field=f"data.{exc.field}") from None
+        raise
+    check_windows(name, splits, window)
+    return splits
+
+
+def check_windows(name: str, splits: DataSplits, window: Window) -> None:
+    """Every split has the requested ``T`` and ``delta`` and at least one window."""
+    for split in SPLIT_NAMES:
+        ds = getattr(splits, split)
+        for key in ("T", "delta"):
+            want, got = getattr(window, key), getattr(ds, key)
+            if want is not None and got != want:
+                raise GraphdynError(f"the {name} data cannot honour {key}={want}: its {split} windows have {key}={got}", field=f"data.{key}")
+        if len(ds) == 0:
+            raise GraphdynError(
+                f"windows of T={ds.T} frames spaced delta={ds.delta} (T*delta = {ds.T * ds.delta}) leave the {split} split of the "
+                f"{name} data empty ({ds.traj.n_frames} frames per run); lower data.T / data.delta",
+                field="data.T",
+            )

@@ -204,7 +204,8 @@ def _build_simulated(kind: str, opts: SimulatedOptions, window: Window, seed: in
         frames = DEFAULT_FRAMES["trajectory"] if opts.frames is None else opts.frames
         if frames <= span:
             raise GraphdynError(
-                f"a window of T={T} frames spaced delta={delta} needs {span + 1} frames per run; frames is {frames}",
+                f"a window of T={T} frames spaced delta={delta} needs {span + 1} frames per run; frames is {frames} "
+                "(raise frames or lower data.T / data.delta)",
                 field="data.options.frames",
             )
     system = make_system(kind, opts, seed)
@@ -259,7 +260,7 @@ def build_file(options: dict[str, Any], window: Window, seed: int) -> DataSplits
     if T * delta >= traj.n_frames:
         raise GraphdynError(
             f"a window of T={T} frames spaced delta={delta} needs {T * delta + 1} frames; the file has {traj.n_frames} per run",
-            path=path,
+            path=path, field="data.T",
         )
     counts = [int(round(f * traj.n_runs)) for f in opts.split]
     by_runs = opts.split_by == "runs" or (opts.split_by == "auto" and min(counts) >= 1)

@@ -202,7 +202,10 @@ class WindowDataset:
 class WindowLoader:
     """Iterate a :class:`WindowDataset` in dense batches.
 
-    Shuffling is seeded and re-drawn every epoch. Under ``torch.distributed`` each process
+    Shuffling is seeded and re-drawn every epoch: the order of epoch ``e`` is a function of
+    ``(seed, e)`` alone. Call :meth:`set_epoch` before iterating (the training module does, with
+    the trainer's epoch, so a resumed run sees the orders of an uninterrupted one); without it
+    the loader counts the passes it has made. Under ``torch.distributed`` each process
     takes every ``world_size``-th sample of the same permutation (padded by wrapping round to
     equal shares), so processes see disjoint data and run the same number of steps.
 
@@ -229,6 +232,10 @@ class WindowLoader:
         self.seed = seed
         self.epoch = 0
         self._full: Batch | None = None  # the whole dataset as one batch, when that is what every epoch yields
+
+    def set_epoch(self, epoch: int) -> None:
+        """Shuffle the next pass as epoch ``epoch`` (counting from 0)."""
+        self.epoch = int(epoch)
 
     def _rank_world(self) -> tuple[int, int]:
         if torch.distributed.is_available() and torch.distributed.is_initialized():
@@ -259,11 +266,11 @@ class WindowLoader:
                 self._full = self.dataset.batch()
             yield self._full
             return
+        epoch, self.epoch = self.epoch, self.epoch + 1
         if self.shuffle:
-            order = np.random.default_rng((self.seed, self.epoch)).permutation(n)
+            order = np.random.default_rng((self.seed, epoch)).permutation(n)
         else:
             order = np.arange(n)
-        self.epoch += 1
         order = self._shard(order)
         for b in range(self._n_batches(len(order))):
             yield self.dataset.batch(order[b * self.batch_size : (b + 1) * self.batch_size])

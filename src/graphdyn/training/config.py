@@ -6,6 +6,10 @@ names the file and the key instead of a silently ignored setting. Model hyper-pa
 the dataset's own classes when the run is built.
 
 Overrides use dotted keys and YAML values: ``training.lr=1e-3``, ``data.options.dim=2``.
+
+A file's ``model.params`` belong to its model: when the overrides switch to another model
+(``model.name=egnn``, or another dataset whose default model differs), the file's params are
+dropped and the new model starts from its own defaults plus any ``model.params.*`` overrides.
 """
 
 from __future__ import annotations
@@ -15,7 +19,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from graphdyn.errors import GraphdynError
 
@@ -27,8 +31,17 @@ class _Strict(BaseModel):
 class DataConfig(_Strict):
     source: str = "springs"  #: dataset name (see graphdyn.data.registry)
     options: dict[str, Any] = Field(default_factory=dict)  #: the dataset's own options
-    T: int | None = None  #: observed frames per sample (None: the dataset's default)
-    delta: int | None = None  #: stride between frames (None: the dataset's default)
+    T: int | None = Field(None, ge=1)  #: observed frames per sample (None: the dataset's default)
+    delta: int | None = Field(None, ge=1)  #: stride between frames (None: the dataset's default)
+
+
+#: the model a dataset is trained with when the config names none
+DEFAULT_MODELS = {"md17": "estag", "adk": "estag", "mocap": "estag"}
+
+
+def default_model(source: str) -> str:
+    """The model of a config that names none: ESTAG for the paper's datasets, else the notebook's gnn."""
+    return DEFAULT_MODELS.get(source, "gnn")
 
 
 class ModelConfig(_Strict):
@@ -61,8 +74,22 @@ class TrainingConfig(_Strict):
     num_nodes: int = Field(1, ge=1)
     precision: str = "32-true"
     deterministic: bool = False
+    #: per-epoch output: a progress bar when stderr is a terminal, else one line per epoch
     progress: bool = True
     threads: int | None = Field(None, ge=1)  #: torch CPU threads (None: torch's default)
+    #: experiment loggers (Lightning's), writing under the run folder: "csv" (always kept: the
+    #: report reads metrics.csv), "tensorboard", "mlflow" (a file store), "wandb" (offline
+    #: unless WANDB_MODE or WANDB_API_KEY is set). One name or a list.
+    logger: list[Literal["csv", "tensorboard", "mlflow", "wandb"]] = Field(default_factory=lambda: ["csv"])
+
+    @field_validator("logger", mode="before")
+    @classmethod
+    def _logger_list(cls, value: Any) -> Any:
+        value = [value] if isinstance(value, str) else value
+        if isinstance(value, list) and all(isinstance(v, str) for v in value):
+            value = ["csv", *(v for v in value if v != "csv")]  # csv first, once
+            return list(dict.fromkeys(value))
+        return value
 
 
 class EvalConfig(_Strict):
@@ -131,12 +158,34 @@ def read_yaml(path: str | Path) -> dict[str, Any]:
     return raw
 
 
+def _model_of(raw: dict[str, Any]) -> str | None:
+    """The model a raw config trains (its default model when it names none), or None when
+    the sections are malformed (left for validation to report)."""
+    model = raw.get("model") if isinstance(raw.get("model"), dict) else {}
+    data = raw.get("data") if isinstance(raw.get("data"), dict) else {}
+    name = model.get("name")
+    if name is not None:
+        return str(name)
+    source = data.get("source", DataConfig.model_fields["source"].default)
+    return default_model(source) if isinstance(source, str) else None
+
+
 def load_config(path: str | Path | None = None, overrides: list[str] | None = None) -> RunConfig:
-    """Read a YAML config (or start from the defaults) and apply overrides."""
+    """Read a YAML config (or start from the defaults) and apply overrides.
+
+    When the overrides switch the model (its name, or the dataset and with it the default
+    model), the file's ``model.params`` are dropped: they were the file model's.
+    """
     if path is not None:
         path = resolve_config_path(path)
     raw = read_yaml(path) if path is not None else {}
-    return parse_config(apply_overrides(raw, overrides or []), source=path)
+    merged = apply_overrides(raw, overrides or [])
+    before, after = _model_of(raw), _model_of(merged)
+    if before is not None and after is not None and before != after and isinstance(raw.get("model"), dict) and "params" in raw["model"]:
+        raw = copy.deepcopy(raw)
+        del raw["model"]["params"]
+        merged = apply_overrides(raw, overrides or [])
+    return parse_config(merged, source=path)
 
 
 CONFIG_DIR = Path(__file__).resolve().parent.parent / "configs"

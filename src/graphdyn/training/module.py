@@ -2,10 +2,17 @@
 
 Losses are the simulator's (MSE on the model's target). Validation also reports the MSE of
 the next position, which is comparable across models that learn different targets.
+
+A training loss that is NaN or infinite raises :class:`Diverged` before the optimizer step,
+so the weights never take a non-finite update (:func:`graphdyn.training.run.fit` catches it,
+keeps the best checkpoint and records the divergence). The shuffle order of every epoch is
+set from the trainer's epoch (:meth:`graphdyn.data.windows.WindowLoader.set_epoch`), so it does
+not depend on how many epochs ran in this process.
 """
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import pytorch_lightning as pl
@@ -23,6 +30,17 @@ from graphdyn.training.optim import make_adam
 # a small model); for these names with values of these types it would end in plain attribute
 # assignment anyway, which is what :meth:`DynamicsModule.__setattr__` does at once.
 _PLAIN_ATTRS = {"_current_fx_name": (str, type(None)), "_loss_count": (int,), "samples_seen": (int,)}
+
+
+class Diverged(Exception):
+    """A non-finite training loss. ``epoch`` and ``step`` count from 1 (``step``: the optimizer
+    step the loss would have fed, over the whole run); ``value`` is ``"nan"`` or ``"inf"``."""
+
+    def __init__(self, epoch: int, step: int, value: str):
+        super().__init__(f"loss is {value} at epoch {epoch}, step {step}")
+        self.epoch = epoch
+        self.step = step
+        self.value = value
 
 
 class DynamicsModule(pl.LightningModule):
@@ -59,9 +77,17 @@ class DynamicsModule(pl.LightningModule):
     def on_train_epoch_start(self) -> None:
         self._loss_sum = torch.zeros((), device=self.device)
         self._loss_count = 0
+        loader = self.trainer.train_dataloader
+        if hasattr(loader, "set_epoch"):  # the epoch's shuffle order from (seed, epoch) alone
+            loader.set_epoch(self.current_epoch)
 
     def training_step(self, batch: Batch, batch_idx: int) -> torch.Tensor | None:
         loss = self.simulator.loss(batch)
+        # One host sync per step (about a microsecond on a CPU): a non-finite loss stops the run
+        # before its gradient reaches the weights.
+        value = loss.item()
+        if not math.isfinite(value):
+            raise Diverged(self.current_epoch + 1, self.global_step + 1, "nan" if math.isnan(value) else "inf")
         # Summed here and logged once per epoch: a per-step self.log costs about as much as
         # a whole optimizer step of a small model on a CPU.
         self._loss_sum.add_(loss.detach(), alpha=batch.batch_size)
