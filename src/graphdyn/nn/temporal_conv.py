@@ -47,4 +47,4 @@ class GatedTemporalConv(nn.Module):
             raise ValueError(f"{T} frames are fewer than the kernel size {k}")
         taps = torch.cat([x.narrow(dim, s, T - k + 1) for s in range(k)], dim=-1) if k > 1 else x
         p, q, r = self.linear(taps).chunk(3, dim=-1)
-        return torch.relu(torch.addcmul(r, p, torch.sigmoid(q)))
+        return torch.addcmul(r, p, torch.sigmoid(q)).relu_()  # in place: addcmul's backward does not read its output
