@@ -60,12 +60,15 @@ def test_train_evaluate_rollout(tmp_path, run_cli):
 
 
 def test_demo_runs_both_models(tmp_path, run_cli):
-    proc = run_cli("demo", "--output-dir", str(tmp_path), "--epochs", "2", "--steps", "20", "--quiet")
+    proc = run_cli("demo", "--output-dir", str(tmp_path), "--epochs", "2", "--steps", "20")
     assert proc.code == 0, proc.err
     (demo,) = tmp_path.iterdir()
     for name in ("report.md", "notebook_comparison.png", "error_vs_step.png", "results.json"):
         assert (demo / name).exists()
     assert "dv" in proc.out and "acceleration" in proc.out
+    # not a terminal: one line per epoch on stderr, no progress bar anywhere
+    assert "\r" not in proc.out + proc.err
+    assert [ln.split("  ")[0] for ln in proc.err.splitlines()] == ["epoch 1/2", "epoch 2/2"] * 2, proc.err
 
 
 def test_unknown_config_key(tmp_path, run_cli):

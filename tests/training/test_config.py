@@ -56,3 +56,45 @@ def test_adk_trains_out_of_the_box_with_estag():
     assert prep.config.model.name == "estag" and isinstance(prep.simulator.model, ESTAG)
     assert prep.simulator.model.info.channels == 4 and prep.meta["config"]["model"]["name"] == "estag"
     assert len(prep.splits.train) > 0
+
+
+def _aspirin_info(T: int = 10):
+    from graphdyn.models.base import DataInfo
+
+    return DataInfo(dim=3, channels=None, node_attr_dim=1, edge_attr_dim=3, T=T, n_nodes=13, has_velocities=True)
+
+
+@pytest.mark.parametrize("override", ["model.name=egnn", "model.name=st_egnn", "model.name=estag_no_edft"])
+def test_switching_the_model_drops_the_files_params(override):
+    """estag_md17's params are ESTAG's (edft, etm, ...): another model (a variant too, whose
+    preset they would override) starts from its own defaults."""
+    from graphdyn.models.registry import build_model
+
+    cfg = load_config("estag_md17", [override])
+    assert cfg.model.params == {} and cfg.training.lr == 0.005  # the rest of the file stays
+    model = build_model(cfg.model.name, cfg.model.params, _aspirin_info())
+    assert type(model).__name__ != "ESTAG" or cfg.model.name == "estag_no_edft"
+
+
+def test_params_given_with_the_switch_are_kept_in_any_order():
+    for overrides in (["model.params.hidden=8", "model.name=egnn"], ["model.name=egnn", "model.params.hidden=8"]):
+        assert load_config("estag_md17", overrides).model.params == {"hidden": 8}
+
+
+def test_the_same_model_keeps_the_files_params():
+    assert load_config("estag_md17", ["model.name=estag"]).model.params["edft"] is True
+    assert load_config("estag_md17", ["data.source=springs"]).model.params["edft"] is True  # the file names its model
+
+
+def test_a_dataset_switch_that_changes_the_default_model_drops_the_params(tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text("data: {source: md17}\nmodel: {params: {edft: true}}\n")  # ESTAG by default on md17
+    assert load_config(path).model.params == {"edft": True}
+    assert load_config(path, ["data.source=springs"]).model.params == {}  # the notebook's gnn on springs
+    assert load_config(path, ["data.source=adk"]).model.params == {"edft": True}  # ESTAG again
+
+
+@pytest.mark.parametrize("key", ["data.T", "data.delta"])
+def test_window_must_be_positive(key):
+    with pytest.raises(GraphdynError, match=key):
+        load_config(None, [f"{key}=0"])

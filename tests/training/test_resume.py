@@ -153,6 +153,22 @@ def test_resume_before_the_first_epoch_finished_starts_over(reference, tmp_path,
     _assert_same_run(reference[1], run_dir)
 
 
+def test_killed_after_the_fit_resumes_with_the_evaluation(reference, tmp_path, monkeypatch, no_figures):
+    run_dir = tmp_path / "run"
+
+    def killed(*args, **kwargs):
+        raise Killed
+
+    with monkeypatch.context() as m:
+        m.setattr(run_mod, "evaluate", killed)
+        with pytest.raises(Killed):
+            run_mod.train(_config("training.val_every=1"), quiet=True, run_dir=run_dir)
+    result = run_mod.train(None, quiet=True, run_dir=run_dir, resume=True)
+    fit = result.metrics["fit"]
+    assert fit["resumed_from_epoch"] == fit["epochs"] == 5 and fit["seconds_per_epoch"] is None  # no epoch ran here
+    _assert_same_run(reference[1], run_dir)
+
+
 def test_finished_runs_and_occupied_folders(reference, tmp_path):
     done = reference[1]
     with pytest.raises(GraphdynError, match="finished already.*completed") as exc:

@@ -27,11 +27,17 @@ def tiny_run(tmp_path_factory):
 def test_run_folder_holds_everything(tiny_run):
     d = tiny_run.run_dir
     for name in ("config.yaml", "metrics.csv", "model.pt", "results.json", "report.md", "checkpoints/best.ckpt",
-                 "figures/loss.png", "figures/rollout.png", "figures/error_vs_step.png"):
+                 "checkpoints/last.ckpt", "figures/loss.png", "figures/rollout.png", "figures/error_vs_step.png"):
         assert (d / name).exists(), name
     results = json.loads((d / "results.json").read_text())
+    assert results["status"] == "completed" and "diverged" not in results
     assert results["test"]["samples"] == 50 and results["rollout"]["steps"] == 20
-    assert results["fit"]["epochs"] == 3 and results["fit"]["optimizer_steps"] == 12
+    fit = results["fit"]
+    assert fit["epochs"] == 3 and fit["optimizer_steps"] == 12 and fit["resumed_from_epoch"] == 0
+    assert fit["seconds_per_epoch"] == pytest.approx(fit["fit_seconds"] / 3)
+    assert fit["peak_memory_kind"] == "process_max_rss" and 50 < fit["peak_memory_mb"] < 100_000
+    assert results["parameters"] == sum(p.numel() for p in tiny_run.simulator.parameters())
+    assert torch.load(d / "checkpoints" / "last.ckpt", weights_only=True)["epoch"] == 2  # after the third epoch
     assert not list(d.rglob("*.tmp*"))
 
 

@@ -54,6 +54,7 @@ import pytorch_lightning as pl
 import torch
 import yaml
 from pytorch_lightning.callbacks import Checkpoint, EarlyStopping, ModelCheckpoint, TQDMProgressBar
+from pytorch_lightning.callbacks.progress.tqdm_progress import Tqdm
 from pytorch_lightning.loggers import CSVLogger, Logger
 from pytorch_lightning.plugins import TorchCheckpointIO
 
@@ -307,6 +308,19 @@ class LastCheckpoint(Checkpoint):
             torch.cuda.set_rng_state_all(state_dict["cuda_rng"])
 
 
+class StderrProgressBar(TQDMProgressBar):
+    """Lightning's tqdm bars on stderr (Lightning's own write to stdout), beside the other
+    progress output: ``graphdyn train > log`` keeps the log free of bars."""
+
+    def init_train_tqdm(self) -> Tqdm:
+        return Tqdm(desc=self.train_description, position=2 * self.process_position, disable=self.is_disabled, leave=True,
+                    dynamic_ncols=True, file=sys.stderr, smoothing=0, bar_format=self.BAR_FORMAT)
+
+    def init_validation_tqdm(self) -> Tqdm:
+        return Tqdm(desc=self.validation_description, position=2 * self.process_position + 1, disable=self.is_disabled, leave=False,
+                    dynamic_ncols=True, file=sys.stderr, bar_format=self.BAR_FORMAT)
+
+
 class EpochLines(pl.Callback):
     """One line per finished epoch on stderr, for logs (no carriage returns, no bars)::
 
@@ -369,7 +383,7 @@ def make_loggers(names: list[str], run_dir: Path, experiment: str, resume: bool)
 
     for name in names:
         if name != "csv":
-            _require_logger(name)  # every missing package before anything is created
+            _require_logger(name)
     loggers: list[Logger] = [CSVLogger(save_dir=str(run_dir), name="", version="")]
     ids_path = run_dir / LOGGER_IDS
     ids = json.loads(ids_path.read_text()) if resume and ids_path.exists() else {}
@@ -477,7 +491,8 @@ def fit(prep: Prepared, run_dir: Path, *, quiet: bool = False, resume: bool = Fa
     last_path = ckpt_dir / LAST_CKPT
     resume_from = last_path if resume and last_path.exists() else None
     state = _checkpoint_state(resume_from) if resume_from is not None else {"epochs": 0, "global_step": 0, "finished": False, "best_val_loss": None}
-    if resume:
+    first = not _launched_child()  # files are tidied by the first process of a multi-process run
+    if resume and first:
         for stray in ckpt_dir.glob(".*.tmp*"):  # a checkpoint write that a kill interrupted
             stray.unlink()
         if resume_from is None and (ckpt_dir / BEST_CKPT).exists():
@@ -491,11 +506,11 @@ def fit(prep: Prepared, run_dir: Path, *, quiet: bool = False, resume: bool = Fa
     show_progress = cfg.progress and not quiet
     bar = show_progress and sys.stderr.isatty()
     if bar:
-        callbacks.append(TQDMProgressBar(refresh_rate=max(1, len(prep.splits.train) // cfg.batch_size // 4)))
+        callbacks.append(StderrProgressBar(refresh_rate=max(1, len(prep.splits.train) // cfg.batch_size // 4)))
     elif show_progress:
         callbacks.append(EpochLines())
     loggers = make_loggers(cfg.logger, run_dir, prep.config.name or f"{prep.config.model.name}-{prep.config.data.source}", resume)
-    if resume:
+    if resume and first:
         _carry_metrics_csv(loggers[0], run_dir, state["epochs"])
     trainer = pl.Trainer(
         max_epochs=cfg.epochs,
@@ -694,6 +709,9 @@ def train(config: RunConfig | None = None, *, quiet: bool = False, run_dir: Path
     elif run_dir is not None and not _launched_child():
         run_dir = Path(run_dir)
         check_new_run_dir(run_dir)
+    for name in config.training.logger:  # a missing package before any folder is made
+        if name != "csv":
+            _require_logger(name)
     prep = prepare(config)
     if run_dir is None:
         run_dir = new_run_dir(prep.config)
