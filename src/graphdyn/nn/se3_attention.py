@@ -144,9 +144,14 @@ class SE3AttentionLayer(nn.Module):
         kv = self.tp(h.index_select(0, sender), sh, self.radial(dist, edge_attr))  # [E, ..., key + value]
         k, v = kv.split([self.irreps_key.dim, self.irreps_value.dim], dim=-1)
         q = self.query(h).index_select(0, receiver)
-        logits = (q * k) @ self.key_heads.to(k.dtype) * self.scale  # [E, ..., heads]
-        alpha = segment_softmax(logits, receiver, n)
-        weighted = v * alpha.index_select(-1, self.value_heads)
+        if self.heads == 1:
+            logits = (q * k).sum(-1, keepdim=True) * self.scale  # [E, ..., 1]
+            alpha = segment_softmax(logits, receiver, n)
+            weighted = v * alpha
+        else:
+            logits = (q * k) @ self.key_heads.to(k.dtype) * self.scale  # [E, ..., heads]
+            alpha = segment_softmax(logits, receiver, n)
+            weighted = v * alpha.index_select(-1, self.value_heads)
         agg = weighted.new_zeros((n, *weighted.shape[1:])).index_add_(0, receiver, weighted)
         out = self.lin_value(agg) + self.lin_self(h)
         out = out if self.gate is None else self.gate(out)
