@@ -463,11 +463,6 @@ def _checkpoint_state(path: Path) -> dict[str, Any]:
     }
 
 
-def _checkpoint_epoch(path: Path) -> int:
-    """The epoch (counting from 1) a Lightning checkpoint was written in."""
-    return int(torch.load(path, map_location="cpu", weights_only=True)["epoch"]) + 1
-
-
 def _peak_memory(device: torch.device) -> tuple[float | None, str]:
     """Peak memory of the fit: CUDA's allocator peak on a GPU, else the process's peak
     resident set (``ru_maxrss``: since the process started, so an upper bound when it ran
@@ -483,7 +478,12 @@ def fit(prep: Prepared, run_dir: Path, *, quiet: bool = False, resume: bool = Fa
 
     ``resume``: continue from ``run_dir/checkpoints/last.ckpt`` when it exists. Returns the
     fit's numbers, plus ``is_global_zero`` and ``diverged`` (a :class:`Diverged` or None) for
-    :func:`train` to take out.
+    :func:`train` to take out. Of the numbers, ``epochs`` and ``optimizer_steps`` count the
+    whole run (``resumed_from_epoch`` of them before this process), the others this process:
+    ``fit_seconds`` (the fit's wall time, evaluation excluded), ``seconds_per_epoch`` (that
+    over the epochs run here, an epoch cut short by divergence counting as one; None when
+    none ran), ``samples_per_second``, ``peak_memory_mb`` (MiB) and ``peak_memory_kind``
+    (``process_max_rss`` or ``cuda_max_allocated``). ``best_epoch`` counts from 1.
     """
     _quiet_lightning()
     cfg = prep.config.training
