@@ -22,7 +22,6 @@ from torch import nn
 
 from graphdyn.models.st_tfn import STTFN, STTFNParams
 from graphdyn.nn.se3_attention import SE3AttentionLayer
-from graphdyn.nn.tfn import TFNLayer
 
 
 class STSE3TransformerParams(STTFNParams):
@@ -44,4 +43,4 @@ class STSE3Transformer(STTFN):
         kw = self._layer_kwargs()
         ins = [scalars] + [hidden] * self.params.layers
         blocks: list[nn.Module] = [SE3AttentionLayer(i, hidden, heads=self.params.heads, **kw) for i in ins[:-1]]
-        return blocks + [TFNLayer(ins[-1], "1x1o", gate=False, aggr=self.params.aggr, **kw)]
+        return blocks + [self._output_layer(ins[-1])]

@@ -88,10 +88,16 @@ class STTFN(DynamicsModel):
 
     def _blocks(self, scalars: o3.Irreps, hidden: o3.Irreps) -> list[nn.Module]:
         """The per-frame stack, from the type-0 input to one ``1o`` vector per node."""
-        kw = {**self._layer_kwargs(), "aggr": self.params.aggr}
         ins = [scalars] + [hidden] * (self.params.layers - 1)
-        blocks: list[nn.Module] = [TFNLayer(i, hidden, **kw) for i in ins[:-1]]
-        return blocks + [TFNLayer(ins[-1], "1x1o", gate=False, **kw)]
+        kw = {**self._layer_kwargs(), "aggr": self.params.aggr}
+        return [TFNLayer(i, hidden, **kw) for i in ins[:-1]] + [self._output_layer(ins[-1])]
+
+    def _output_layer(self, irreps_in: o3.Irreps) -> TFNLayer:
+        """The last convolution, to one ``1o`` vector per node, no gate. Its kernel maps the input
+        channels straight to that vector (``"full"``): the functions channelwise filters followed by
+        a self-interaction to one channel can express, with 3 numbers per edge instead of 16 x 3."""
+        kw = {**self._layer_kwargs(), "kernel": "full", "aggr": self.params.aggr}
+        return TFNLayer(irreps_in, "1x1o", gate=False, **kw)
 
     def frames(self, batch: Batch) -> torch.Tensor:
         """Per-frame predictions ``x(t) + d(t)``, ``[B, T, N, 3]``, before the time pooling."""

@@ -13,14 +13,14 @@ directed edge (i <- j), row 0 of ``edge_index`` the receiver i and row 1 the sen
     alpha_ij^h = exp(a_ij^h) / sum_{j' in N(i)} exp(a_ij'^h)   softmax over i's incoming edges
     h_i'   = Gate(L_V sum_j alpha_ij^h v_ij^h + L_S h_i)       self-interaction, gated nonlinearity
 
-Each head owns an equal share of the channels of every irrep block of the key and the value.
-The keys and values come from one e3nn tensor product with per-edge weights from one radial
-network (both as :class:`~graphdyn.nn.tfn.TFNLayer`'s messages); ``kernel="channelwise"``
+Keys and values are two weightings of one e3nn tensor product (one radial network, two output
+layers; :class:`~graphdyn.nn.tensor_field_parts.EdgeTensorProduct`), like
+:class:`~graphdyn.nn.tfn.TFNLayer`'s messages, and share its irreps. ``kernel="channelwise"``
 (default) uses TFN's per-channel filters, ``"full"`` the paper's per-edge ``[mul_out, mul_in]``
-radial matrices (same symmetry, several times the per-edge work). The query lives in the
-key's irreps, so ``L_Q`` already absorbs any linear map one would put on the key. A node
-without incoming edges gets ``Gate(L_S h_i)``. ``gate=False`` ends at the linear maps (an
-output layer).
+radial matrices (same symmetry, about three times the work of a training step). Each head
+owns an equal share of the channels of every irrep block. The query lives in the key's irreps,
+so ``L_Q`` absorbs any linear map one would put on the key. A node without incoming edges gets
+``Gate(L_S h_i)``. ``gate=False`` ends at the linear maps (an output layer).
 
 Logits are built from dot products of equal irreps, hence invariant under rotations and
 reflections; the weighted sum of values is then equivariant, and so is the layer (E(3) and
@@ -43,7 +43,7 @@ import torch
 from e3nn import o3
 from torch import nn
 
-from graphdyn.nn.tensor_field_parts import RadialNet, edge_geometry, edge_tensor_product, gated
+from graphdyn.nn.tensor_field_parts import EdgeTensorProduct, RadialNet, edge_geometry, gated
 
 
 def segment_softmax(logits: torch.Tensor, index: torch.Tensor, num_nodes: int) -> torch.Tensor:
@@ -108,27 +108,16 @@ class SE3AttentionLayer(nn.Module):
         else:
             self.gate, irreps_pre = None, o3.Irreps(irreps_out).simplify()
             self.irreps_out = irreps_pre
-        # keys: the irreps the input can reach (it meets the query in a dot product);
-        # values: those the output needs
-        key = edge_tensor_product(self.irreps_in, self.irreps_sh, self.irreps_in, kernel)
-        value = edge_tensor_product(self.irreps_in, self.irreps_sh, irreps_pre, kernel)
-        self.irreps_key, self.irreps_value = key.irreps_out, value.irreps_out
-        instructions = [(i.i_in1, i.i_in2, i.i_out, i.connection_mode, i.has_weight) for i in key.instructions]
-        instructions += [
-            (i.i_in1, i.i_in2, i.i_out + len(self.irreps_key), i.connection_mode, i.has_weight) for i in value.instructions
-        ]
-        self.tp = o3.TensorProduct(
-            self.irreps_in, self.irreps_sh, self.irreps_key + self.irreps_value, instructions,
-            shared_weights=False, internal_weights=False,
-        )  # fmt: skip
-        self.radial = RadialNet(self.tp.weight_numel, n_basis, r_max, radial_hidden, edge_attr_dim)
-        self.query = o3.Linear(self.irreps_in, self.irreps_key)
-        self.lin_value = o3.Linear(self.irreps_value, irreps_pre)
+        self.radial = RadialNet(n_basis, r_max, radial_hidden, edge_attr_dim)
+        # keys and values: two weightings of one product, in the irreps the output needs
+        self.kv = EdgeTensorProduct(self.irreps_in, self.irreps_sh, irreps_pre, kernel, radial_hidden, weightings=2)
+        self.query = o3.Linear(self.irreps_in, self.kv.irreps_out)
+        self.lin_value = o3.Linear(self.kv.irreps_out, irreps_pre)
         self.lin_self = o3.Linear(self.irreps_in, irreps_pre)
-        key_heads = _heads_of(self.irreps_key, heads)
-        self.register_buffer("key_heads", nn.functional.one_hot(key_heads, heads).float(), persistent=False)
-        self.register_buffer("value_heads", _heads_of(self.irreps_value, heads), persistent=False)
-        self.scale = (self.irreps_key.dim // heads) ** -0.5
+        head = _heads_of(self.kv.irreps_out, heads)  # head of every key/value component
+        self.register_buffer("head", head, persistent=False)
+        self.register_buffer("head_sum", nn.functional.one_hot(head, heads).float(), persistent=False)
+        self.scale = (self.kv.irreps_out.dim // heads) ** -0.5
 
     def forward(
         self,
@@ -141,17 +130,16 @@ class SE3AttentionLayer(nn.Module):
         receiver, sender = edge_index
         n = h.shape[0]
         sh, dist = edge_geometry(x, edge_index, self.lmax)
-        kv = self.tp(h.index_select(0, sender), sh, self.radial(dist, edge_attr))  # [E, ..., key + value]
-        k, v = kv.split([self.irreps_key.dim, self.irreps_value.dim], dim=-1)
+        k, v = self.kv(h.index_select(0, sender), sh, self.radial(dist, edge_attr))  # [E, ..., key] each
         q = self.query(h).index_select(0, receiver)
         if self.heads == 1:
             logits = (q * k).sum(-1, keepdim=True) * self.scale  # [E, ..., 1]
             alpha = segment_softmax(logits, receiver, n)
             weighted = v * alpha
         else:
-            logits = (q * k) @ self.key_heads.to(k.dtype) * self.scale  # [E, ..., heads]
+            logits = (q * k) @ self.head_sum.to(k.dtype) * self.scale  # [E, ..., heads]
             alpha = segment_softmax(logits, receiver, n)
-            weighted = v * alpha.index_select(-1, self.value_heads)
+            weighted = v * alpha.index_select(-1, self.head)
         agg = weighted.new_zeros((n, *weighted.shape[1:])).index_add_(0, receiver, weighted)
         out = self.lin_value(agg) + self.lin_self(h)
         out = out if self.gate is None else self.gate(out)

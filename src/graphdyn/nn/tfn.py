@@ -17,7 +17,7 @@ receiver i and row 1 the sender j::
 (the paper's eq. 4, default) it acts on each channel c separately and every path keeps its own
 output channels, which the self-interaction ``L_m`` then mixes; ``kernel="full"`` gives every
 path a radial ``[mul_out, mul_in]`` matrix per edge instead, as the SE(3)-Transformer's code
-does (same symmetry, about 25 times the per-edge work). ``L_s h_i`` is the r = 0 self term.
+does (same symmetry, about twice the work of an ST_TFN training step). ``L_s h_i`` is the r = 0 self term.
 ``Gate`` passes even scalars through ReLU and multiplies each l > 0 irrep by the sigmoid of an
 extra scalar (e3nn's gated nonlinearity, in place of the paper's norm nonlinearity). With
 ``gate=False`` the layer ends at the linear maps and outputs ``irreps_out`` as is (an output
@@ -44,7 +44,7 @@ from e3nn import o3
 from torch import nn
 
 from graphdyn.nn.scatter import in_degree
-from graphdyn.nn.tensor_field_parts import RadialNet, edge_geometry, edge_tensor_product, gated
+from graphdyn.nn.tensor_field_parts import EdgeTensorProduct, RadialNet, edge_geometry, gated
 
 
 class TFNLayer(nn.Module):
@@ -87,16 +87,16 @@ class TFNLayer(nn.Module):
         else:
             self.gate, irreps_pre = None, o3.Irreps(irreps_out).simplify()
             self.irreps_out = irreps_pre
-        self.tp = edge_tensor_product(self.irreps_in, self.irreps_sh, irreps_pre, kernel)
-        self.radial = RadialNet(self.tp.weight_numel, n_basis, r_max, radial_hidden, edge_attr_dim)
-        self.lin_message = o3.Linear(self.tp.irreps_out, irreps_pre)
+        self.radial = RadialNet(n_basis, r_max, radial_hidden, edge_attr_dim)
+        self.product = EdgeTensorProduct(self.irreps_in, self.irreps_sh, irreps_pre, kernel, radial_hidden)
+        self.lin_message = o3.Linear(self.product.irreps_out, irreps_pre)
         self.lin_self = o3.Linear(self.irreps_in, irreps_pre)
 
     def forward(
         self, h: torch.Tensor, x: torch.Tensor, edge_index: torch.Tensor, edge_attr: torch.Tensor | None = None
     ) -> torch.Tensor:
         sh, dist = edge_geometry(x, edge_index, self.lmax)
-        m = self.tp(h.index_select(0, edge_index[1]), sh, self.radial(dist, edge_attr))  # [E, ..., msg]
+        m = self.product(h.index_select(0, edge_index[1]), sh, self.radial(dist, edge_attr))  # [E, ..., msg]
         n = h.shape[0]
         agg = m.new_zeros((n, *m.shape[1:])).index_add_(0, edge_index[0], m)
         if self.aggr == "mean":
