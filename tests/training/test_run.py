@@ -80,3 +80,18 @@ def test_normalized_target_scale_is_the_training_std():
     dv = batch.target_v - batch.v[:, -1]
     assert prep.simulator.target_scale.item() == pytest.approx(dv.std().item(), rel=1e-5)
     assert prep.simulator.training_target(batch).std().item() == pytest.approx(1.0, rel=1e-4)
+
+
+def test_a_last_frame_model_refuses_a_longer_window_before_building_data(tmp_path, monkeypatch):
+    """notebook_acc --set data.T=5000 used to simulate 5000 frames per sample and train as if
+    nothing was asked; the gnn reads the last frame only, so the option is an error."""
+    from graphdyn.training import run
+
+    def no_data(*args, **kwargs):  # the check comes first: nothing is simulated
+        raise AssertionError("data built before the window was checked")
+
+    monkeypatch.setattr(run, "build_dataset", no_data)
+    cfg = load_config("notebook_acc", ["data.T=5000", f"output_dir={tmp_path}"])
+    with pytest.raises(GraphdynError, match="reads the last observed frame only") as info:
+        run.prepare(cfg)
+    assert info.value.field == "data.T"

@@ -79,6 +79,9 @@ class DynamicsModel(nn.Module):
     Class attributes:
         target: one of :data:`TARGETS` (may be overridden per instance from params).
         needs_velocities: the model reads ``batch.v``.
+        last_frame_only: the model reads the last observed frame and nothing before it, so a
+            window of ``T > 1`` frames would be ignored (the trainer refuses it); models that
+            read one frame of their choice (``frame``) leave it False.
         equivariant: the model claims E(n) equivariance (checked by the test suite with
             :func:`graphdyn.testing.assert_equivariant`).
         symmetries: optional tuple of the transforms the output respects, from
@@ -97,6 +100,7 @@ class DynamicsModel(nn.Module):
 
     target: str = "position"
     needs_velocities: ClassVar[bool] = False
+    last_frame_only: ClassVar[bool] = False
     equivariant: ClassVar[bool] = False
     layouts: ClassVar[tuple[str, ...]] = ("single", "multi")
     Params: ClassVar[type[Params]] = Params

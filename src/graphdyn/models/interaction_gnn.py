@@ -38,6 +38,7 @@ class InteractionGNN(DynamicsModel):
 
     Params = InteractionGNNParams
     needs_velocities = True
+    last_frame_only = True
 
     def __init__(self, info: DataInfo, params: InteractionGNNParams):
         super().__init__(info, params)

@@ -66,7 +66,7 @@ from graphdyn.evaluation.metrics import test_metrics
 from graphdyn.evaluation.rollout import RolloutResult, rollout_test
 from graphdyn.io import atomic_path, write_json, write_text
 from graphdyn.models.base import DataInfo, DynamicsModel
-from graphdyn.models.registry import build_model
+from graphdyn.models.registry import build_model, model_class
 from graphdyn.simulator import LearnedSimulator
 from graphdyn.training.checkpoint import make_meta, save_checkpoint
 from graphdyn.training.config import DEFAULT_MODELS, RunConfig, default_model, parse_config, read_yaml  # noqa: F401 (DEFAULT_MODELS: re-exported)
@@ -114,6 +114,13 @@ def prepare(config: RunConfig) -> Prepared:
     keep_freed_memory()  # later steps reuse the pages of the first (graphdyn.training.memory)
     if config.training.threads:
         torch.set_num_threads(config.training.threads)
+    if model_class(config.model.name).last_frame_only and (config.data.T or 1) > 1:
+        # checked before the data is built: T frames would be simulated or read, then ignored
+        raise GraphdynError(
+            f"model '{config.model.name}' reads the last observed frame only, so data.T={config.data.T} would be ignored; "
+            "set data.T=1, or use a model that reads several frames (estag, st_egnn, ...)",
+            field="data.T",
+        )
     splits = build_dataset(config.data.source, config.data.options, Window(config.data.T, config.data.delta), config.seed)
     info = data_info(splits.train)
     model = build_model(config.model.name, config.model.params, info)
