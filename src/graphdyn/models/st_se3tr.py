@@ -10,8 +10,10 @@ softmax pooling over the T frames) with attention blocks in place of the hidden 
     d_i(t) = TFN(v(t), x(t))                            a TFN convolution to one 1o vector per node
     x_hat  = sum_t softmax(theta)_t (x_i(t) + d_i(t))
 
-As in the SE(3)-Transformer's code, ``layers`` counts the attention blocks and a TFN
-convolution maps the last one to the output. Symmetry and shapes as :mod:`graphdyn.models.st_tfn`.
+``layers`` counts the attention blocks and a TFN convolution maps the last one to the output,
+as we read the SE(3)-Transformer library's n-body model (unverified for the ESTAG authors'
+copy); ``heads`` = 1 is our choice (the spec does not say). Symmetry and shapes as
+:mod:`graphdyn.models.st_tfn`.
 """
 
 from __future__ import annotations

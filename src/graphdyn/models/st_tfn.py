@@ -9,13 +9,16 @@ learned softmax average over time pools the T per-frame predictions::
     d_i(t) = TFN_L(v(t), x(t))                       last convolution: one 1o vector per node, no gate
     x_hat  = sum_t softmax(theta)_t (x_i(t) + d_i(t))   theta in R^T, initialised to 0
 
-Each ``TFN_l`` is :class:`graphdyn.nn.tfn.TFNLayer` (radial weights from the edge length and the
-dataset's edge attributes). The authors fed TFN zero velocities as its type-1 input; a zero
-input adds nothing through any tensor-product path or self-interaction, so the first layer
-takes the type-0 input alone (the same function, less work). Defaults follow the authors'
-call (nf = 16 / 2 = 8 channels per degree, degrees 0-1, L = 2); the gated ReLU replaces the
-library's norm nonlinearity. :class:`graphdyn.models.st_se3tr.STSE3Transformer` is this wrapper
-with attention blocks.
+Each ``TFN_l`` is :class:`graphdyn.nn.tfn.TFNLayer` with TFN's channelwise filters (radial
+weights from the edge length and, unless ``use_edge_attr=False``, the dataset's edge
+attributes); the last one maps its input channels straight to the output vector (``"full"``
+kernel, see :meth:`STTFN._output_layer`). The authors fed TFN zero velocities as its type-1
+input; a zero input adds nothing through any tensor-product path or self-interaction, so the
+first layer takes the type-0 input alone (the same function, less work). Defaults follow the
+authors' call (nf = 16 / 2 = 8 channels per degree, degrees 0-1, L = 2 layers in all); e3nn's
+gated ReLU replaces the SE(3)-Transformer library's norm nonlinearity, and theta starts at 0
+(the authors drew it from U(-1, 1)), so an untrained model predicts the frames' mean.
+:class:`graphdyn.models.st_se3tr.STSE3Transformer` is this wrapper with attention blocks.
 
 Internally every tensor is node-major with the B*T frames as one batch axis, ``[N, B*T, ...]``,
 so all frames of all samples share one edge list and no Python loop runs over samples or frames.
@@ -48,10 +51,14 @@ from graphdyn.nn.tfn import TFNLayer
 class STTFNParams(Params):
     channels: int = Field(8, ge=1)  # multiplicity of every degree (the authors' nf 16 / 2)
     layers: int = Field(2, ge=1)  # TFN convolutions, the last one to the 1o output
-    lmax: int = Field(1, ge=1)  # degrees 0 .. lmax of features and filters
+    # degrees 0 .. lmax of features and filters; for lmax >= 2 e3nn keeps Clebsch-Gordan tables in the
+    # default dtype at construction: build under float64 for float64-exact equivariance
+    lmax: int = Field(1, ge=1)
     kernel: Literal["channelwise", "full"] = "channelwise"  # TFN's filters or per-edge matrices
     radial_basis: int = Field(8, ge=2)  # Gaussian functions over [0, r_max]
-    r_max: float = Field(5.0, gt=0)  # in the data's length unit (MD17 bonds and 2-hop pairs < 3 A)
+    # where the Gaussians end, in the data's length unit (MD17 bonds and 2-hop pairs < 3 A); set it
+    # to cover the data's edge lengths (longer edges still see the length itself, not its basis)
+    r_max: float = Field(5.0, gt=0)
     radial_hidden: int = Field(32, ge=1)
     aggr: Literal["mean", "sum"] = "mean"
     use_edge_attr: bool = True

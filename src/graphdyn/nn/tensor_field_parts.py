@@ -9,9 +9,11 @@ weighted by ``R``, is every layer's per-edge message.
   normalisation, xyz order for l = 1; ``Y^l`` has parity ``(-1)^l``, so positions are ``1o``
   and a reflection acts on them correctly) and the length ``|r_ij|``.
 * :class:`RadialNet`: the hidden layer of the radial network,
-  ``phi_ij = relu(W_b B(|r_ij|) + W_e e_ij + b)``, with ``B`` a Gaussian basis of ``n_basis``
-  functions over ``[0, r_max]`` (no cutoff: the graphs are bond graphs, not radius graphs) and
-  ``e_ij`` the dataset's optional edge attributes. The edge-attribute term is computed once per
+  ``phi_ij = relu(W_b [B(|r_ij|), |r_ij|] + W_e e_ij + b)``, with ``B`` a Gaussian basis of
+  ``n_basis`` functions over ``[0, r_max]`` (no cutoff: the graphs are bond graphs, not radius
+  graphs; the length itself is appended, as the SE(3)-Transformer's radial network reads it,
+  so edges longer than ``r_max`` keep a length signal) and ``e_ij`` the dataset's optional
+  edge attributes. The edge-attribute term is computed once per
   edge and broadcast over every batch entry (all B*T frames). One ``phi`` feeds the output
   layers of all of a layer's products (a TFN message; an attention key and value).
 * :class:`EdgeTensorProduct`: ``(h_j (x) Y_ij)`` with per-edge weights ``R_ij = W phi_ij + c``
@@ -59,12 +61,12 @@ class RadialNet(nn.Module):
     def __init__(self, n_basis: int = 8, r_max: float = 5.0, hidden: int = 32, edge_attr_dim: int = 0):
         super().__init__()
         self.n_basis, self.r_max, self.hidden = n_basis, r_max, hidden
-        self.basis = nn.Linear(n_basis, hidden)
+        self.basis = nn.Linear(n_basis + 1, hidden)
         self.edge = nn.Linear(edge_attr_dim, hidden, bias=False) if edge_attr_dim else None
 
     def forward(self, dist: torch.Tensor, edge_attr: torch.Tensor | None = None) -> torch.Tensor:
         b = soft_one_hot_linspace(dist.squeeze(-1), 0.0, self.r_max, self.n_basis, basis="gaussian", cutoff=False)
-        z = self.basis(b)
+        z = self.basis(torch.cat([b, dist], dim=-1))
         if self.edge is not None:
             if edge_attr is None:
                 raise ValueError("this radial network was built for edge attributes and got none")
