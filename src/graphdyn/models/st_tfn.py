@@ -76,7 +76,8 @@ class STTFN(DynamicsModel):
     def __init__(self, info: DataInfo, params: STTFNParams):
         super().__init__(info, params)
         if info.dim != 3:
-            raise GraphdynError(f"{type(self).__name__} needs 3-D positions, this data has {info.dim}-D", field="model.name")
+            name = type(self).__name__
+            raise GraphdynError(f"{name} needs 3-D positions, this data has {info.dim}-D", field="model.name")
         c = params.channels
         self.edge_dim = info.edge_attr_dim if params.use_edge_attr else 0
         self.embed = nn.Linear(info.node_attr_dim, c)
@@ -115,7 +116,8 @@ class STTFN(DynamicsModel):
         e = None
         if self.edge_dim:
             if batch.edge_attr is None:
-                raise GraphdynError(f"this {type(self).__name__} was built for edge attributes and the batch has none", field="edge_attr")
+                name = type(self).__name__
+                raise GraphdynError(f"this {name} was built for edge attributes and the batch has none", field="edge_attr")
             e = batch.edge_attr.reshape(batch.edge_attr.shape[-2], 1, batch.edge_attr.shape[-1])  # [E, 1, K]
         for layer in self.layers:
             h = layer(h, x, batch.edge_index, e)
