@@ -33,6 +33,7 @@ _COMMAND_MODULES = (
     "graphdyn.cli.demo",
     "graphdyn.cli.data",
     "graphdyn.cli.checks",
+    "graphdyn.cli.benchmark",
 )
 
 for _name in _COMMAND_MODULES:
