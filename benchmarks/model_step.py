@@ -77,8 +77,10 @@ def make_case(name: str, case: str):
 
 def run_one(name: str, case: str, threads: int, steps: int, warmup: int) -> dict:
     """Time ``steps`` training steps of one model on one case in this process."""
+    from graphdyn.training.memory import keep_freed_memory
     from graphdyn.training.optim import make_adam
 
+    keep_freed_memory()  # as graphdyn train does: later steps reuse the pages of the first
     torch.set_num_threads(threads)
     model, batch, layout = make_case(name, case)
     params = [p for p in model.parameters() if p.requires_grad]
