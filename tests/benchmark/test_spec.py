@@ -100,6 +100,8 @@ def test_generate_step_points_the_dataset_at_the_generated_file(write_spec):
     assert substitute(options, {"out": "/x"})["path"] == "/x/data/eth.npz"
     with pytest.raises(GraphdynError, match="exactly one of 'molecule'"):
         load_spec(write_spec(tiny(datasets={"eth": {**ds, "generate": {"steps": 100}}})))
+    with pytest.raises(GraphdynError, match=r"datasets\.eth\.generate\.molecule.*unknown MD17 molecule 'ethanoll'"):
+        load_spec(write_spec(tiny(datasets={"eth": {**ds, "generate": {"molecule": "ethanoll"}}})))
 
 
 @pytest.mark.parametrize("name", builtin_specs())

@@ -300,7 +300,7 @@ def _run_locked(spec: BenchmarkSpec, out: Path, jobs: int, rerun_changed: bool, 
             continue
         problem = data_problem(ds.source, substitute(ds.options, runner.mapping))
         if problem is not None:
-            missing[key] = f"{key}: {problem}" + (f" ({ds.hint})" if ds.hint else "")
+            missing[key] = f"{key}: {problem}" + (f" ({substitute(ds.hint, runner.mapping)})" if ds.hint else "")
             runner.echo(f"missing data: {missing[key]}")
 
     results: dict[Cell, CellResult] = {}
@@ -315,6 +315,7 @@ def _run_locked(spec: BenchmarkSpec, out: Path, jobs: int, rerun_changed: bool, 
     index = {c: i + 1 for i, c in enumerate(cells)}
 
     running: dict[subprocess.Popen, tuple[_Task, float]] = {}
+    native_ready = False
     try:
         while queue or running:
             for task in list(queue):
@@ -327,6 +328,9 @@ def _run_locked(spec: BenchmarkSpec, out: Path, jobs: int, rerun_changed: bool, 
                         continue
                     if task.dataset in generating:
                         continue
+                    if not native_ready:  # once, before the first cell (a generation may run meanwhile)
+                        _prepare_native(runner)
+                        native_ready = True
                     verb = "resume" if task.resume else "start"
                     runner.echo(f"[{index[task.cell]}/{n}] {verb} {task.cell.label}")
                 queue.remove(task)
@@ -354,16 +358,27 @@ def _run_locked(spec: BenchmarkSpec, out: Path, jobs: int, rerun_changed: bool, 
     return RunSummary(spec, out, ordered, missing, time.perf_counter() - t0)
 
 
+def _prepare_native(runner: _Runner) -> None:
+    """Build (or find) the native kernels once, here, so that cells starting in parallel on
+    a fresh machine do not each compile them (graphdyn.native caches the library)."""
+    import warnings
+
+    from graphdyn import native
+
+    t0 = time.perf_counter()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # a missing compiler: each cell's log says so
+        native.load()
+    if time.perf_counter() - t0 > 2:
+        runner.echo(f"native kernels built in {time.perf_counter() - t0:.0f} s (once per machine)")
+
+
 def _finish_generation(runner: _Runner, dataset: str, code: int, seconds: float, missing: dict[str, str], generating: set[str]) -> None:
     npz, meta = _generated_paths(runner.out, dataset)
     generating.discard(dataset)
     if code == 0 and npz.is_file():
         write_json(meta, runner.spec.datasets[dataset].generate.model_dump(mode="json"))
         runner.echo(f"generated {dataset} in {seconds:.0f} s: {npz}")
-        ds = runner.spec.datasets[dataset]
-        problem = data_problem(ds.source, substitute({**ds.options, "path": str(npz)}, runner.mapping)) if "path" not in ds.options else None
-        if problem is not None:
-            missing[dataset] = f"{dataset}: {problem}"
         return
     line = _last_line(npz.with_suffix(".log")) or f"exited with code {code}"
     missing[dataset] = f"{dataset}: could not generate the data: {line.removeprefix('graphdyn: error: ')}"

@@ -93,6 +93,15 @@ class GenerateSpec(_Strict):
     equilibration: int = Field(0, ge=0)
     seed: int = 0
 
+    @field_validator("molecule")
+    @classmethod
+    def _md17_name(cls, value: str | None) -> str | None:
+        from graphdyn.physics.molecule import MD17_SMILES
+
+        if value is not None and value.lower() not in MD17_SMILES:
+            raise ValueError(f"unknown MD17 molecule {value!r}; known: {', '.join(MD17_SMILES)} (or give 'smiles')")
+        return value
+
     @model_validator(mode="after")
     def _one_source(self) -> "GenerateSpec":
         if (self.molecule is None) == (self.smiles is None):
