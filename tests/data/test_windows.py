@@ -93,3 +93,38 @@ def test_batch_takes_numpy_style_indices_and_every_run_end():
             assert torch.equal(b.v[row], v[:2]) and torch.equal(b.target_v[row], v[2]), (name, k)
     sub = ds.subset(np.array(last_of_run))
     assert torch.equal(sub.batch().target_x, torch.stack([expected(k)[0][2] for k in last_of_run]))
+
+
+def test_horizon_hands_out_the_future_frames_of_every_window():
+    """horizon=K: future_x[:, k] is frame s + (T + k) delta of the window's own run (k = 0 .. K-1),
+    future_x[:, 0] is the target, and only windows with all K frames inside their run exist."""
+    traj = _tagged(runs=2, frames=30)
+    one = WindowDataset(traj, T=3, delta=2)
+    ds = WindowDataset(traj, T=3, delta=2, horizon=4)
+    assert ds.horizon == 4 and len(ds) == 2 * (30 - (3 + 4 - 1) * 2) == len(one) - 2 * 3 * 2
+    b = ds.batch()
+    assert b.future_x.shape == (len(ds), 4, 4, 3) and b.future_v.shape == b.future_x.shape and b.horizon == 4
+    runs, starts = ds.starts[:, 0], ds.starts[:, 1]
+    for k in range(4):
+        assert b.future_x[:, k, 0, 1].tolist() == (starts + (3 + k) * 2).tolist()
+        assert b.future_x[:, k, 0, 0].tolist() == runs.tolist()
+    assert torch.equal(b.future_x[:, 0], b.target_x) and torch.equal(b.future_v[:, 0], b.target_v)
+    assert torch.equal(b.future_v, b.future_x + 0.5)
+    assert b.future_x[:, -1, 0, 1].max() == 29  # the last window of each run ends on the run's last frame
+    one_b = one.batch()
+    assert one_b.horizon == 1 and torch.equal(one_b.future_x[:, 0], one_b.target_x)
+
+
+def test_with_horizon_drops_only_the_windows_without_k_future_frames():
+    traj = _tagged(runs=2, frames=30)
+    ds = WindowDataset(traj, T=2, delta=3, starts=np.array([[0, 0], [1, 23], [0, 20], [1, 5], [0, 23]]))
+    assert ds.with_horizon(1) is ds  # K = 1 keeps every window
+    k2 = ds.with_horizon(2)  # needs start + 3 * 3 <= 29
+    assert k2.starts.tolist() == [[0, 0], [0, 20], [1, 5]] and k2.horizon == 2 and ds.horizon == 1
+    assert k2.batch().future_x[:, 1, 0, 1].tolist() == [9, 29, 14]
+    assert ds.with_horizon(4).starts.tolist() == [[0, 0], [1, 5]]
+    assert k2.with_horizon(1).starts.tolist() == k2.starts.tolist()  # shrinking drops nothing
+    with pytest.raises(GraphdynError, match="outside the trajectory"):  # explicit starts must fit their horizon
+        WindowDataset(traj, T=2, delta=3, starts=np.array([[0, 23]]), horizon=2)
+    with pytest.raises(GraphdynError, match="horizon must be a whole number"):
+        ds.with_horizon(0)

@@ -4,6 +4,12 @@ A sample starting at frame ``s`` of run ``r`` observes ``T`` frames spaced ``del
 ``s, s+delta, ..., s+(T-1)*delta``, and its target is frame ``s + T*delta``. ``T = 1``,
 ``delta = 1`` is the notebook's frame-to-frame task.
 
+A dataset with ``horizon = K`` (default 1) also hands out the ``K`` frames after the window,
+``s + (T - 1 + k) * delta`` for ``k = 1 .. K``, as ``Batch.future_x`` (and ``future_v``): the
+targets of a loss over ``K`` strides (``LearnedSimulator.loss(batch, strides=K)``). Only windows
+with all ``K`` future frames inside their run are valid, so ``K > 1`` drops the last ``K - 1``
+windows of each run (:meth:`WindowDataset.with_horizon`).
+
 Batches are dense tensors ``[B, T, N, ...]`` gathered with one indexing operation from the
 trajectory held as a tensor, and all graphs of a dataset share one edge list, so building a
 batch does no per-sample Python work.
@@ -36,6 +42,11 @@ class Batch:
         edge_index [2, E]           shared by all B graphs; row 0 receiver i, row 1 sender j
         edge_attr  [E, K] or None
         dt         float            time between consecutive observed frames (delta * trajectory dt)
+        future_x   [B, K, N, ...]   the K frames after the window (future_x[:, 0] is target_x), or None
+        future_v   [B, K, N, ...]   their velocities, or None
+
+    ``future_x`` / ``future_v`` come from a :class:`WindowDataset` (``K`` is its ``horizon``);
+    a batch built by hand may leave them out, and then only the one-stride loss applies.
     """
 
     x: torch.Tensor
@@ -46,6 +57,8 @@ class Batch:
     v: torch.Tensor | None = None
     target_v: torch.Tensor | None = None
     edge_attr: torch.Tensor | None = None
+    future_x: torch.Tensor | None = None
+    future_v: torch.Tensor | None = None
 
     @property
     def batch_size(self) -> int:
@@ -58,6 +71,11 @@ class Batch:
     @property
     def n_nodes(self) -> int:
         return int(self.x.shape[2])
+
+    @property
+    def horizon(self) -> int:
+        """How many frames after the window the batch holds (``future_x``; 1 without it)."""
+        return 1 if self.future_x is None else int(self.future_x.shape[1])
 
     def to(self, device: torch.device | str | None = None, dtype: torch.dtype | None = None) -> "Batch":
         """Move tensors to ``device`` and cast floating tensors to ``dtype`` (``self`` when nothing changes)."""
@@ -90,8 +108,10 @@ class WindowDataset:
         T: observed frames per sample.
         delta: spacing, in trajectory frames, between observed frames and to the target.
         starts: optional ``[S, 2]`` array of ``(run, start_frame)`` pairs; default all
-            windows that fit in every run.
+            windows that fit in every run (with their ``horizon`` future frames).
         dtype: floating dtype of the tensors (float32 by default).
+        horizon: frames after the window every batch holds as ``future_x`` (``K`` of a
+            ``K``-stride loss); a window must have all of them inside its run.
     """
 
     def __init__(
@@ -101,12 +121,15 @@ class WindowDataset:
         delta: int = 1,
         starts: np.ndarray | None = None,
         dtype: torch.dtype = torch.float32,
+        horizon: int = 1,
     ):
         if T < 1:
             raise GraphdynError(f"T must be at least 1, got {T}", field="T")
         if delta < 1:
             raise GraphdynError(f"delta must be at least 1, got {delta}", field="delta")
-        span = T * delta
+        if isinstance(horizon, bool) or not isinstance(horizon, (int, np.integer)) or horizon < 1:
+            raise GraphdynError(f"horizon must be a whole number of at least 1, got {horizon!r}", field="horizon")
+        span = (T + horizon - 1) * delta
         if span >= traj.n_frames:
             raise GraphdynError(
                 f"a window of T={T} frames spaced delta={delta} needs {span + 1} frames; the trajectory has {traj.n_frames}",
@@ -115,6 +138,7 @@ class WindowDataset:
         self.traj = traj
         self.T = T
         self.delta = delta
+        self.horizon = int(horizon)
         self.dtype = dtype
         if starts is None:
             per_run = np.arange(traj.n_frames - span)
@@ -124,9 +148,10 @@ class WindowDataset:
             raise GraphdynError("a window start lies outside the trajectory", field="starts")
         self._set_starts(starts)
         # Frames of all runs in one axis, [R * F, N, ...], and every window as a view of them,
-        # [R * F - T delta, T + 1, N, ...] (row s holds flat frames s, s + delta, ..., s + T delta;
-        # rows overlap, nothing is copied): a batch is one index_select of its windows' first
-        # flat frames. Rows that would straddle two runs exist in the view but are never selected.
+        # [R * F - (T + K - 1) delta, T + K, N, ...] with K the horizon (row s holds flat frames
+        # s, s + delta, ..., s + (T + K - 1) delta; rows overlap, nothing is copied): a batch is one
+        # index_select of its windows' first flat frames. Rows that would straddle two runs exist
+        # in the view but are never selected.
         node_shape = traj.positions.shape[2:]
         self._pos = torch.as_tensor(traj.positions, dtype=dtype).reshape(-1, *node_shape)
         self._vel = None if traj.velocities is None else torch.as_tensor(traj.velocities, dtype=dtype).reshape(-1, *node_shape)
@@ -142,9 +167,11 @@ class WindowDataset:
         self._first = torch.as_tensor(starts[:, 0] * self.traj.n_frames + starts[:, 1], dtype=torch.long)
 
     def _windows(self, frames: torch.Tensor) -> torch.Tensor:
-        """``frames`` [R * F, ...] -> the overlapping view [R * F - T delta, T + 1, ...] of all windows."""
+        """``frames`` [R * F, ...] -> the overlapping view [R * F - (T + K - 1) delta, T + K, ...] of
+        all windows with their K = ``horizon`` future frames."""
         s0 = frames.stride(0)
-        size = (frames.shape[0] - self.T * self.delta, self.T + 1, *frames.shape[1:])
+        n = self.T + self.horizon
+        size = (frames.shape[0] - (n - 1) * self.delta, n, *frames.shape[1:])
         return frames.as_strided(size, (s0, self.delta * s0, *frames.stride()[1:]))
 
     @property
@@ -154,6 +181,27 @@ class WindowDataset:
 
     def __len__(self) -> int:
         return len(self.starts)
+
+    def with_horizon(self, horizon: int) -> "WindowDataset":
+        """The windows of this dataset that have ``horizon`` future frames inside their run, each
+        batch holding those frames as ``future_x`` (sharing the underlying tensors).
+
+        ``horizon == self.horizon`` returns ``self``; otherwise the windows whose last future
+        frame ``start + (T + horizon - 1) * delta`` would fall past the end of the run are
+        dropped (none are when the horizon shrinks), in their order.
+        """
+        if isinstance(horizon, bool) or not isinstance(horizon, (int, np.integer)) or horizon < 1:
+            raise GraphdynError(f"horizon must be a whole number of at least 1, got {horizon!r}", field="horizon")
+        if horizon == self.horizon:
+            return self
+        new = object.__new__(WindowDataset)
+        new.__dict__.update(self.__dict__)
+        new.horizon = int(horizon)
+        new._win_pos = new._windows(new._pos)
+        new._win_vel = None if new._vel is None else new._windows(new._vel)
+        keep = self.starts[:, 1] + (self.T + horizon - 1) * self.delta < self.traj.n_frames
+        new._set_starts(self.starts[keep])
+        return new
 
     def subset(self, idx: np.ndarray) -> "WindowDataset":
         """The windows at positions ``idx`` (sharing the underlying tensors)."""
@@ -182,7 +230,7 @@ class WindowDataset:
         else:  # numpy-style indices: integer arrays (negative ones too), boolean masks, slices
             first = self._first[idx if isinstance(idx, slice) else torch.as_tensor(idx)].reshape(-1)
         B = len(first)
-        window = self._win_pos.index_select(0, first)  # [B, T+1, N, ...]
+        window = self._win_pos.index_select(0, first)  # [B, T+K, N, ...]
         vel = None if self._win_vel is None else self._win_vel.index_select(0, first)
         return Batch(
             x=window[:, : self.T],
@@ -193,10 +241,12 @@ class WindowDataset:
             edge_index=self._edge_index,
             edge_attr=self._edge_attr,
             dt=self.dt,
+            future_x=window[:, self.T :],
+            future_v=None if vel is None else vel[:, self.T :],
         )
 
     def describe(self) -> dict:
-        return {"T": self.T, "delta": self.delta, "samples": len(self), "dt": self.dt}
+        return {"T": self.T, "delta": self.delta, "samples": len(self), "dt": self.dt, "horizon": self.horizon}
 
 
 class WindowLoader:

@@ -15,11 +15,12 @@ dropped and the new model starts from its own defaults plus any ``model.params.*
 from __future__ import annotations
 
 import copy
+import math
 from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from graphdyn.errors import GraphdynError
 
@@ -54,6 +55,47 @@ class ModelConfig(_Strict):
     normalize_target: bool = False
 
 
+class NoiseConfig(_Strict):
+    """Noise on the observed frames of every training window (never on validation or test
+    windows); see :meth:`graphdyn.simulator.LearnedSimulator.add_noise`. Off by default."""
+
+    #: standard deviation of the last observed frame's noise, per coordinate, in the data's
+    #: length unit (Angstrom for molecules); 0 (default) adds none
+    std: float = Field(0.0, ge=0, allow_inf_nan=False)
+    #: "random_walk" (DeepMind's learned simulators: increments of std/sqrt(T) per frame summed
+    #: over the window) or "gaussian" (std on every frame independently)
+    kind: Literal["random_walk", "gaussian"] = "random_walk"
+    #: the target of a noisy window: "velocity" (DeepMind's) moves the target frames with the
+    #: last observed frame's noise (the model learns the clean displacement), "position" keeps
+    #: the clean frames (the model learns to undo the positions' noise too)
+    correction: Literal["velocity", "position"] = "velocity"
+
+
+class UnrollConfig(_Strict):
+    """A loss over several strides of the model's own rollout (validation and test losses stay
+    one-stride); see :meth:`graphdyn.simulator.LearnedSimulator.loss`."""
+
+    #: K: strides the model rolls forward in each training window (1, the default: the
+    #: one-stride loss); training windows without K frames after them are dropped
+    strides: int = Field(1, ge=1)
+    #: "pushforward" (gradients through the last stride of each term only; Brandstetter et al.
+    #: 2022) or "unrolled" (through every stride)
+    mode: Literal["pushforward", "unrolled"] = "pushforward"
+    #: one non-negative weight per stride (normalized to sum 1); None: equal weights.
+    #: Brandstetter's pushforward trick is weights [0, ..., 0, 1]
+    weights: list[float] | None = None
+
+    @model_validator(mode="after")
+    def _check_weights(self) -> "UnrollConfig":
+        w = self.weights
+        if w is not None:
+            if len(w) != self.strides:
+                raise ValueError(f"weights has {len(w)} entries for strides={self.strides}; give one per stride")
+            if any(not math.isfinite(v) or v < 0 for v in w) or sum(w) <= 0:
+                raise ValueError(f"weights must be finite, non-negative and not all zero, got {w}")
+        return self
+
+
 class TrainingConfig(_Strict):
     epochs: int = Field(100, ge=1)
     batch_size: int = Field(100, ge=1)
@@ -81,6 +123,9 @@ class TrainingConfig(_Strict):
     #: report reads metrics.csv), "tensorboard", "mlflow" (a file store), "wandb" (offline
     #: unless WANDB_MODE or WANDB_API_KEY is set). One name or a list.
     logger: list[Literal["csv", "tensorboard", "mlflow", "wandb"]] = Field(default_factory=lambda: ["csv"])
+    #: training for long rollouts: noise on the input frames, a loss over K strides (both off by default)
+    noise: NoiseConfig = Field(default_factory=NoiseConfig)
+    unroll: UnrollConfig = Field(default_factory=UnrollConfig)
 
     @field_validator("logger", mode="before")
     @classmethod
@@ -96,6 +141,11 @@ class EvalConfig(_Strict):
     rollout_steps: int = Field(500, ge=1)
     rollout_starts: int = Field(16, ge=1)  #: test start points for the rollout statistics
     batch_size: int = Field(2000, ge=1)
+    #: bond-length deviation that makes a rollout unstable, in the data's length unit (None: per dataset kind,
+    #: 0.5 A for molecules; see graphdyn.evaluation.stability)
+    stability_threshold: float | None = Field(None, gt=0, allow_inf_nan=False)
+    hr_bins: int = Field(100, ge=2)  #: bins of the h(r) and bond-length histograms
+    short_horizon: int | None = Field(None, ge=1)  #: strides of the short-horizon MSE (None: the decorrelation horizon)
 
 
 class RunConfig(_Strict):

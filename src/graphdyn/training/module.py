@@ -3,6 +3,13 @@
 Losses are the simulator's (MSE on the model's target). Validation also reports the MSE of
 the next position, which is comparable across models that learn different targets.
 
+Training windows may get noise on their observed frames (``noise``, a
+:class:`~graphdyn.training.config.NoiseConfig`) and a loss over several strides of the model's
+own rollout (``unroll``, an :class:`~graphdyn.training.config.UnrollConfig`); the simulator does
+both (:meth:`~graphdyn.simulator.LearnedSimulator.add_noise`,
+:meth:`~graphdyn.simulator.LearnedSimulator.loss`). ``train_loss`` is that training loss;
+validation and test losses are always the clean one-stride loss.
+
 A training loss that is NaN or infinite raises :class:`Diverged` before the optimizer step,
 so the weights never take a non-finite update (:func:`graphdyn.training.run.fit` catches it,
 keeps the best checkpoint and records the divergence). The shuffle order of every epoch is
@@ -20,6 +27,7 @@ import torch
 
 from graphdyn.data.windows import Batch
 from graphdyn.simulator import LearnedSimulator
+from graphdyn.training.config import NoiseConfig, UnrollConfig
 from graphdyn.training.optim import make_adam
 
 
@@ -44,11 +52,19 @@ class Diverged(Exception):
 
 
 class DynamicsModule(pl.LightningModule):
-    """Trains ``simulator``; ``meta`` (config, data description) travels into every checkpoint."""
+    """Trains ``simulator``; ``meta`` (config, data description) travels into every checkpoint.
+
+    ``noise`` and ``unroll`` (default: none, one stride) shape the training loss only. A loss
+    over ``unroll.strides = K`` strides needs training batches with ``K`` future frames
+    (``WindowDataset.with_horizon(K)``; :func:`graphdyn.training.run.prepare` builds them).
+    """
 
     def __init__(self, simulator: LearnedSimulator, lr: float, weight_decay: float = 0.0, optimizer: str = "adam",
-                 meta: dict[str, Any] | None = None, lr_schedule: str = "none", min_lr: float = 0.0):
+                 meta: dict[str, Any] | None = None, lr_schedule: str = "none", min_lr: float = 0.0,
+                 noise: NoiseConfig | None = None, unroll: UnrollConfig | None = None):
         super().__init__()
+        self.noise = noise or NoiseConfig()
+        self.unroll = unroll or UnrollConfig()
         self.lr_schedule = lr_schedule
         self.min_lr = min_lr
         self.simulator = simulator
@@ -82,7 +98,7 @@ class DynamicsModule(pl.LightningModule):
             loader.set_epoch(self.current_epoch)
 
     def training_step(self, batch: Batch, batch_idx: int) -> torch.Tensor | None:
-        loss = self.simulator.loss(batch)
+        loss = self.training_loss(batch)
         # One host sync per step (about a microsecond on a CPU): a non-finite loss stops the run
         # before its gradient reaches the weights.
         value = loss.item()
@@ -99,6 +115,13 @@ class DynamicsModule(pl.LightningModule):
             self.manual_backward(loss)
             opt.step()
         return None
+
+    def training_loss(self, batch: Batch) -> torch.Tensor:
+        """The loss a training step minimizes: the simulator's, on the noisy window when
+        ``noise.std > 0``, over ``unroll.strides`` strides."""
+        if self.noise.std > 0:
+            batch = self.simulator.add_noise(batch, self.noise.std, self.noise.kind, self.noise.correction)
+        return self.simulator.loss(batch, self.unroll.strides, self.unroll.mode, self.unroll.weights)
 
     def on_train_epoch_end(self) -> None:
         """The epoch's mean training loss, to the loggers and ``trainer.callback_metrics``.

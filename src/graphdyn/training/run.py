@@ -122,6 +122,15 @@ def prepare(config: RunConfig) -> Prepared:
             field="data.T",
         )
     splits = build_dataset(config.data.source, config.data.options, Window(config.data.T, config.data.delta), config.seed)
+    strides = config.training.unroll.strides
+    if strides > 1:  # training windows carry the K frames a K-stride loss compares with; val/test stay one-stride
+        splits.train = splits.train.with_horizon(strides)
+        if len(splits.train) == 0:
+            raise GraphdynError(
+                f"no training window of the {config.data.source} data has {strides} strides of frames after it "
+                f"(T={splits.train.T}, delta={splits.train.delta}, {splits.train.traj.n_frames} frames per run); lower training.unroll.strides",
+                field="training.unroll.strides",
+            )
     info = data_info(splits.train)
     model = build_model(config.model.name, config.model.params, info)
     if model.needs_velocities and not info.has_velocities:
@@ -505,7 +514,7 @@ def fit(prep: Prepared, run_dir: Path, *, quiet: bool = False, resume: bool = Fa
         if resume_from is None and (ckpt_dir / BEST_CKPT).exists():
             (ckpt_dir / BEST_CKPT).unlink()  # from an epoch whose last.ckpt was never written: starting over
     module = DynamicsModule(prep.simulator, lr=cfg.lr, weight_decay=cfg.weight_decay, optimizer=cfg.optimizer, meta=prep.meta,
-                            lr_schedule=cfg.lr_schedule, min_lr=cfg.min_lr)
+                            lr_schedule=cfg.lr_schedule, min_lr=cfg.min_lr, noise=cfg.noise, unroll=cfg.unroll)
     best = BestCheckpoint(dirpath=ckpt_dir, filename="best", monitor="val_loss", mode="min", save_top_k=1, save_last=False)
     callbacks: list[pl.Callback] = [best, LastCheckpoint(last_path)]
     if cfg.patience:
