@@ -141,6 +141,9 @@ def test_spatio_temporal_model_reports_frame_translation_without_asserting_it():
 def test_notebook_gnn_fails_on_3d_but_is_permutation_equivariant():
     batch = make_batch()
     gnn = build_model("gnn", {"hidden": 16}, info_for(batch))
+    assert gnn.symmetries == ("permutation",)
+    assert_equivariant(gnn, batch)  # what it declares holds; rotations are only reported
+    gnn.symmetries = ("rotation", "reflection", "translation", "permutation")  # claim E(n): the check must fail
     with pytest.raises(AssertionError) as err:
         assert_equivariant(gnn, batch)
     msg = str(err.value)
@@ -152,7 +155,9 @@ def test_notebook_gnn_fails_on_3d_but_is_permutation_equivariant():
 def test_gnn_with_relative_positions_is_translation_but_not_rotation_equivariant():
     batch = make_batch()
     gnn = build_model("gnn", {"relative_positions": True}, info_for(batch))
+    assert gnn.symmetries == ("translation", "permutation")
     assert_equivariant(gnn, batch, transforms=("translation", "permutation"))
+    gnn.symmetries = ("rotation", "translation", "permutation")
     with pytest.raises(AssertionError, match="rotation"):
         assert_equivariant(gnn, batch, transforms=("rotation",))
 
