@@ -145,6 +145,8 @@ def render_frames(
 
     p_atoms, t_atoms = topology.atom_positions(pred), topology.atom_positions(true)
     centre, axes, axis_labels = view_of(t_atoms, topology.dim)
+    short = topology.length_unit and len(topology.length_unit) <= 12  # "angstrom", "reduced"; not a long description
+    unit = f" ({topology.length_unit})" if short else ""
     p_xy, t_xy = (p_atoms - centre) @ axes, (t_atoms - centre) @ axes
     if topology.dim == 1:
         p_xy[..., 1] = t_xy[..., 1] = 0.0
@@ -161,9 +163,9 @@ def render_frames(
     for ax, label in zip(fig.subplots(1, 2), labels):
         ax.set_xlim(*xlim)
         ax.set_ylim(*ylim)
-        ax.set_xlabel(axis_labels[0], fontsize=7)
+        ax.set_xlabel(axis_labels[0] + unit, fontsize=7)
         if axis_labels[1]:
-            ax.set_ylabel(axis_labels[1], fontsize=7)
+            ax.set_ylabel(axis_labels[1] + unit, fontsize=7)
         if topology.dim == 1:
             ax.set_yticks([])
             ax.axhline(0.0, color="#dddddd", lw=0.8, zorder=0)
