@@ -49,7 +49,7 @@ def test_train_evaluate_rollout(tmp_path, run_cli):
     assert proc.code == 0, proc.err
     (run_dir,) = tmp_path.iterdir()
     assert "test MSE" in proc.out and (run_dir / "model.pt").exists()
-    proc = run_cli("evaluate", str(run_dir / "model.pt"), "--steps", "5", "--starts", "2", "--out", str(tmp_path / "m.json"))
+    proc = run_cli("evaluate", str(run_dir / "model.pt"), "--steps", "5", "--starts", "2", "--out", str(tmp_path / "m.json"), "--json")
     assert proc.code == 0, proc.err
     assert '"pos_mse"' in proc.out and (tmp_path / "m.json").exists()
     proc = run_cli("rollout", str(run_dir / "model.pt"), "--steps", "7", "--starts", "2", "--out", str(tmp_path / "r.npz"), "--figure", str(tmp_path / "r.png"))

@@ -23,7 +23,7 @@ def rollout_command(
     """Roll out from test windows against the truth; write positions, errors and a figure."""
     import numpy as np
 
-    from graphdyn.evaluation.rollout import rollout_test
+    from graphdyn.evaluation.rollout import rollout_test, summary_lines
     from graphdyn.io import save_npz
     from graphdyn.training.checkpoint import load_checkpoint
     from graphdyn.viz.plots import rollout_figure
@@ -33,7 +33,9 @@ def rollout_command(
     check_outputs(trajectory, animate, with_truth)
     loaded = load_checkpoint(checkpoint)
     splits = loaded.build_data()
-    result = rollout_test(loaded.simulator, splits, steps, starts)
+    ev = loaded.config.get("eval", {})
+    result = rollout_test(loaded.simulator, splits, steps, starts, stability_threshold=ev.get("stability_threshold"),
+                          hr_bins=ev.get("hr_bins", 100), short_horizon_steps=ev.get("short_horizon"))
     save_npz(out, {"pred": result.pred.numpy(), "true": result.true.numpy(), "start": result.start.numpy(), "mse": result.mse})
     if trajectory or animate is not None:
         lines, warns = write_outputs(result, splits.test, trajectories=trajectory, with_truth=with_truth, animation=animate, fps=fps,
@@ -46,8 +48,9 @@ def rollout_command(
         start = result.start[0:1].numpy()
         rollout_figure(np.concatenate([start, result.true[0].numpy()]), np.concatenate([start, result.pred[0].numpy()]), figure,
                        title=f"{steps}-step rollout vs {result.source}")
-    s = result.summary()
-    typer.echo(f"wrote {out}: {s['starts']} rollouts of {steps} steps; final-step MSE mean {s['final_mse_mean']:.6g} (vs {s['truth']})")
+    typer.echo(f"wrote {out}: {result.pred.shape[0]} rollouts of {steps} steps")
+    for line in summary_lines(result.summary()):  # stability, h(r), short horizon; "diverged at stride ..." instead of any NaN
+        typer.echo(line)
 
 
 def register(app: typer.Typer) -> None:

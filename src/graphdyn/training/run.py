@@ -63,7 +63,8 @@ from graphdyn.data.registry import DataSplits, Window, build_dataset
 from graphdyn.data.windows import WindowDataset, WindowLoader
 from graphdyn.errors import GraphdynError
 from graphdyn.evaluation.metrics import test_metrics
-from graphdyn.evaluation.rollout import RolloutResult, rollout_test
+from graphdyn.evaluation.rollout import RolloutResult, rollout_test, summary_lines
+from graphdyn.evaluation.rollout import write_figures as write_rollout_figures
 from graphdyn.io import atomic_path, write_json, write_text
 from graphdyn.models.base import DataInfo, DynamicsModel
 from graphdyn.models.registry import build_model, model_class
@@ -597,7 +598,8 @@ def evaluate(prep: Prepared, run_dir: Path | None = None, *, rollout_steps: int 
     steps = rollout_steps or ev.rollout_steps
     result = None
     try:
-        result = rollout_test(prep.simulator, prep.splits, steps, rollout_starts or ev.rollout_starts)
+        result = rollout_test(prep.simulator, prep.splits, steps, rollout_starts or ev.rollout_starts, stability_threshold=ev.stability_threshold,
+                              hr_bins=ev.hr_bins, short_horizon_steps=ev.short_horizon)
         metrics["rollout"] = result.summary()
     except Exception as exc:  # a too-short test trajectory must not lose the run
         metrics["rollout"] = {"skipped": str(exc)}
@@ -611,6 +613,7 @@ def evaluate(prep: Prepared, run_dir: Path | None = None, *, rollout_steps: int 
                                      fig_dir / "rollout.png", title=f"{prep.config.model.name}: {result.steps}-step rollout vs {result.source}")
             if bool((np.isfinite(result.mse) & (result.mse > 0)).any()):
                 plots.error_vs_step({prep.config.model.name: result.mse}, fig_dir / "error_vs_step.png")
+            write_rollout_figures(result, fig_dir, prep.config.model.name)  # hr.png, bond_lengths.png, short_horizon.png
     return metrics, result
 
 
@@ -673,7 +676,8 @@ def write_report(run_dir: Path, prep: Prepared, metrics: dict[str, Any]) -> None
             f"| test MSE of the next position | {_num(test['pos_mse'], '.6g')} |",
         ]
         if "final_mse_mean" in roll:
-            lines.append(f"| rollout position MSE at step {roll['steps']} (mean over {roll['starts']} starts, vs {roll['truth']}) | {_num(roll['final_mse_mean'], '.6g')} |")
+            lines.append(f"| rollout position MSE at step {roll['steps']} (mean over {roll.get('finite_starts', roll['starts'])} of {roll['starts']} starts, "
+                         f"vs {roll['truth']}) | {_num(roll['final_mse_mean'], '.6g')}{'; ' + roll['diverged'] if roll.get('diverged') else ''} |")
             if "energy_drift_pred" in roll:
                 lines.append(f"| relative energy drift at step {roll['steps']} (median; learned / true integrator) | "
                              f"{_num(roll['energy_drift_pred'], '.3g')} / {_num(roll.get('energy_drift_true'), '.3g')} |")
@@ -687,6 +691,9 @@ def write_report(run_dir: Path, prep: Prepared, metrics: dict[str, Any]) -> None
             f"{_opt(fitm.get('seconds_per_epoch'), '.3g')} s per epoch; {_opt(fitm.get('samples_per_second'), '.0f')} samples/s; "
             f"peak memory {_opt(fitm.get('peak_memory_mb'), '.0f')} MiB ({fitm.get('peak_memory_kind')}).",
         ]
+    if test is not None and "steps" in roll:  # the rollout as a simulation scientist reads it (graphdyn.evaluation.rollout.summary_lines)
+        lines += ["", "## Rollout: stability, h(r), short horizon", "", *(f"- {line.strip()}" for line in summary_lines(roll))]
+        lines += [f"\n![{name}](figures/{name}.png)" for name in ("hr", "bond_lengths", "short_horizon") if (run_dir / "figures" / f"{name}.png").exists()]
     fig_dir = run_dir / "figures"
     figures = sorted(p.relative_to(run_dir).as_posix() for p in fig_dir.glob("*.png")) if fig_dir.exists() else []
     lines += ["", "Figures: " + (", ".join(f"`{f}`" for f in figures) if figures else "none") + ".", ""]

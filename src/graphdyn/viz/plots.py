@@ -78,6 +78,82 @@ def error_vs_step(curves: dict[str, np.ndarray], path: str | Path, title: str = 
     return _save(fig, path)
 
 
+def distance_histogram_figure(edges: np.ndarray, densities: dict[str, np.ndarray], path: str | Path, *, title: str = "h(r)",
+                              xlabel: str = "r", note: str | None = None) -> Path:
+    """Histogram densities on ``edges`` ``[B + 1]``: label -> ``[B]`` (h(r), or bond-length
+    deviations), drawn as steps; ``note`` goes in the corner (e.g. the MAE and noise floor)."""
+    edges = np.asarray(edges)
+    fig, ax = plt.subplots(figsize=(8, 4.5))
+    for label, dens in densities.items():
+        ax.stairs(np.asarray(dens), edges, lw=2, label=label)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel("density")
+    ax.set_title(title)
+    ax.grid(True, alpha=0.3)
+    ax.legend()
+    if note:
+        ax.text(0.01, 0.98, note, transform=ax.transAxes, va="top", fontsize=9)
+    fig.tight_layout()
+    return _save(fig, path)
+
+
+def bond_length_figure(edges: np.ndarray, deviations: dict[str, np.ndarray], means: dict[str, tuple[np.ndarray, np.ndarray]],
+                       path: str | Path, *, threshold: float | None = None, unit: str = "", title: str = "bond lengths",
+                       bond_labels: list[str] | None = None) -> Path:
+    """Left: densities of ``l - b`` pooled over bonds (label -> ``[B]`` on ``edges``), with the
+    stability threshold; right: per-bond mean and standard deviation of the length, label ->
+    ``(mean [P], std [P])`` (at most 60 bonds drawn; ``bond_labels`` name them, e.g. "0-1")."""
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(12, 4.5))
+    for label, dens in deviations.items():
+        ax1.stairs(np.asarray(dens), np.asarray(edges), lw=2, label=label)
+    if threshold is not None:
+        for sign in (-1, 1):
+            ax1.axvline(sign * threshold, color="k", ls=":", lw=1, label="threshold" if sign > 0 else None)
+    ax1.set_xlabel(f"length - reference length {unit}".rstrip())
+    ax1.set_ylabel("density")
+    ax1.set_title(f"{title}: deviation, all bonds")
+    ax1.grid(True, alpha=0.3)
+    ax1.legend()
+    width = 0.8 / max(len(means), 1)
+    for k, (label, (mean, std)) in enumerate(means.items()):
+        mean, std = np.asarray(mean)[:60], np.asarray(std)[:60]
+        pos = np.arange(len(mean)) + (k - (len(means) - 1) / 2) * width
+        ax2.errorbar(pos, mean, yerr=std, fmt="o", ms=3, capsize=2, label=label)
+    shown = min(len(next(iter(means.values()))[0]), 60) if means else 0
+    if bond_labels is not None and 0 < shown <= 30:
+        ax2.set_xticks(np.arange(shown), bond_labels[:shown], rotation=90 if shown > 8 else 0, fontsize=8)
+    elif shown:
+        ax2.set_xticks(np.arange(0, shown, max(1, shown // 10)))
+    ax2.set_xlabel("bond")
+    ax2.set_ylabel(f"length {unit} (mean +- std)".replace("  ", " "))
+    ax2.set_title(f"{title}: per bond")
+    ax2.grid(True, alpha=0.3)
+    ax2.legend()
+    fig.tight_layout()
+    return _save(fig, path)
+
+
+def short_horizon_figure(curves: dict[str, np.ndarray], horizon: int, path: str | Path, *, title: str = "short-horizon error") -> Path:
+    """Position MSE against stride, label -> ``[K]`` (means over starts), with the horizon
+    ``H`` marked; non-finite or non-positive points are left out of the log axis."""
+    fig, ax = plt.subplots(figsize=(8, 4.5))
+    for label, curve in curves.items():
+        curve = np.asarray(curve, dtype=float)
+        steps = np.arange(1, len(curve) + 1)
+        ok = np.isfinite(curve) & (curve > 0)
+        if ok.any():
+            ax.plot(steps[ok], curve[ok], lw=2, label=label)
+    ax.axvline(horizon, color="k", ls=":", lw=1, label=f"horizon H = {horizon}")
+    ax.set_yscale("log")
+    ax.set_xlabel("rollout stride")
+    ax.set_ylabel("position MSE")
+    ax.set_title(title)
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    return _save(fig, path)
+
+
 def read_metrics_csv(path: str | Path) -> dict[str, list[tuple[int, float]]]:
     """Lightning CSVLogger file -> metric name -> [(epoch, value)]."""
     out: dict[str, list[tuple[int, float]]] = {}
