@@ -51,7 +51,8 @@ def train_command(
         typer.echo(f"test MSE ({result.simulator.target}): {_num(test['target_mse'])}   next-position MSE: {_num(test['pos_mse'])}")
         roll = result.metrics.get("rollout", {})
         if "final_mse_mean" in roll:
-            typer.echo(f"rollout MSE after {roll['steps']} steps (vs {roll['truth']}): {_num(roll['final_mse_mean'])}")
+            typer.echo(f"rollout MSE after {roll['steps']} steps (vs {roll['truth']}): {_num(roll['final_mse_mean'])}"
+                       + (f" over the finite starts; {roll['diverged']}" if roll.get("diverged") else ""))
     if result.status == "diverged" and "status" in result.metrics:
         raise TrainingDiverged(result.message or "training diverged")
 
