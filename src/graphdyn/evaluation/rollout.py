@@ -221,7 +221,8 @@ def measure_rollout(result: RolloutResult, splits: DataSplits, *, stability_thre
     result.stability = stability(result.pred, bonds)
     result.truth_stability = stability(result.true, bonds)
     truth = result.true
-    result.distances = compare_distances(result.pred, truth, result.stability, hr_bins)
+    points = int(np.prod(truth.shape[2:-1]))
+    result.distances = compare_distances(result.pred, truth, result.stability, hr_bins) if points >= 2 else None  # h(r) needs a pair
     result.bond_lengths = compare_bond_lengths(result.pred, truth, bonds, result.stability, hr_bins)
     variance = float(reference_frames(splits.train).var(axis=0).mean())  # V of the decorrelation horizon: the data's
     if result.recorded is not None:
@@ -325,7 +326,7 @@ def summary_lines(summary: dict[str, Any]) -> list[str]:
             lines.append(f"  bonded pairs: {st['pairs']} {st['bonded_pairs']}; threshold {_num(st['threshold'])} ({st['threshold_rule']}); "
                          f"largest deviation while stable {_num(st.get('max_bond_deviation'))}{truth}")
         else:
-            lines.append(f"  bonded pairs: {st['bonded_pairs']}")
+            lines.append("  bonded pairs: none (only non-finite coordinates count)")
     hr = s.get("h_r")
     if hr:
         if hr.get("mae") is None:
