@@ -159,16 +159,17 @@ class LearnedSimulator(nn.Module):
             raise GraphdynError("a multi-stride loss on data with velocities needs future_v", field="future_v")
         total = None
         cur = batch
-        for k in range(strides):
+        used = max(k for k, wk in enumerate(w) if wk > 0) + 1  # strides after the last weighted one change nothing
+        for k in range(used):
             cur = replace(cur, target_x=batch.future_x[:, k], target_v=None if batch.future_v is None else batch.future_v[:, k])
             with torch.set_grad_enabled(torch.is_grad_enabled() and (mode == "unrolled" or w[k] > 0)):
                 out = self.model(cur)
                 if w[k] > 0:
                     term = w[k] * torch.nn.functional.mse_loss(out, self.training_target(cur))
                     total = term if total is None else total + term
-                if k + 1 < strides:
+                if k + 1 < used:
                     x_next, v_next = self.integrate(cur, out * self.target_scale)
-            if k + 1 < strides:
+            if k + 1 < used:
                 if mode == "pushforward":
                     x_next = x_next.detach()
                     v_next = None if v_next is None else v_next.detach()

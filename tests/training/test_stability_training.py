@@ -245,6 +245,8 @@ def test_pushforward_blocks_gradients_through_earlier_strides():
     assert not torch.allclose(push, unrolled)
     last, calls = grads(mode="pushforward", weights=[0, 0, 1])  # Brandstetter's trick: no graph before the last stride
     assert calls == [(False, False), (False, False), (True, False)]
+    _, calls = grads(mode="unrolled", weights=[1, 1, 0])  # nothing rolled past the last weighted stride
+    assert calls == [(True, False), (True, True)]
     # the same gradient as one stride from the rollout's (detached) window
     with torch.no_grad():
         pred, _ = sim.rollout(batch, 2)
