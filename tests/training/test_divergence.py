@@ -49,8 +49,8 @@ def test_divergence_after_a_checkpoint_keeps_and_evaluates_the_best(tmp_path, mo
     original = LearnedSimulator.loss
     calls = {"n": 0}
 
-    def loss(self, batch):
-        out = original(self, batch)
+    def loss(self, batch, *args, **kwargs):
+        out = original(self, batch, *args, **kwargs)
         if torch.is_grad_enabled():  # training steps only, not validation
             calls["n"] += 1
             if calls["n"] == 10:
@@ -78,8 +78,8 @@ def test_non_finite_validation_loss_is_never_the_best(tmp_path, monkeypatch):
     """Lightning's ModelCheckpoint would save a first validation of inf as the best."""
     original = LearnedSimulator.loss
 
-    def loss(self, batch):
-        out = original(self, batch)
+    def loss(self, batch, *args, **kwargs):
+        out = original(self, batch, *args, **kwargs)
         return out if torch.is_grad_enabled() else out * float("inf")
 
     monkeypatch.setattr(LearnedSimulator, "loss", loss)

@@ -69,7 +69,7 @@ def demo_command(
             "test_mse_target": test["target_mse"],
             "test_mse_position": test["pos_mse"],
             "rollout_final_mse_mean": summary["final_mse_mean"],
-            "rollout_final_mse_sample0": float(roll.mse[0, -1]),
+            "rollout_final_mse_sample0": float(roll.mse[0, -1]) if np.isfinite(roll.mse[0, -1]) else None,
             "energy_drift_pred": summary.get("energy_drift_pred"),
             "run_dir": str(res.run_dir),
             "fit_seconds": res.metrics["fit"]["fit_seconds"],
@@ -88,7 +88,7 @@ def demo_command(
     ]
     for r in rows:
         drift = "n/a" if r["energy_drift_pred"] is None else f"{r['energy_drift_pred']:.3g}"
-        lines.append(f"| {r['model']} | {r['test_mse_target']:.3g} | {r['test_mse_position']:.3g} | {r['rollout_final_mse_mean']:.3g} | {r['rollout_final_mse_sample0']:.3g} | {drift} |")
+        lines.append(f"| {r['model']} | {r['test_mse_target']:.3g} | {r['test_mse_position']:.3g} | {_num(r['rollout_final_mse_mean'], '.3g')} | {_num(r['rollout_final_mse_sample0'], '.3g')} | {drift} |")
     lines += ["", "Figures: `notebook_comparison.png` (the notebook's two plots), `error_vs_step.png`; each run folder has its loss curve.",
               f"Total time {elapsed:.0f} s. Command: `graphdyn demo --seed {seed}`.", ""]
     write_text(demo_dir / "report.md", "\n".join(lines))
@@ -96,7 +96,7 @@ def demo_command(
     typer.echo("")
     typer.echo(f"{'model':<14}{'test MSE (target)':>20}{'test MSE (position)':>22}{f'{steps}-step rollout MSE':>24}")
     for r in rows:
-        typer.echo(f"{r['model']:<14}{r['test_mse_target']:>20.3g}{r['test_mse_position']:>22.3g}{r['rollout_final_mse_mean']:>24.3g}")
+        typer.echo(f"{r['model']:<14}{r['test_mse_target']:>20.3g}{r['test_mse_position']:>22.3g}{_num(r['rollout_final_mse_mean'], '.3g'):>24}")
     typer.echo(f"\nwrote {demo_dir} (report.md, notebook_comparison.png, error_vs_step.png) in {elapsed:.0f} s")
 
 
@@ -148,7 +148,7 @@ def estag_demo(output_dir: Path, epochs: int | None, seed: int, quiet: bool) -> 
              "Same data, split, target (next position) and training budget for every model; config `charged_estag`.", "",
              "| model | parameters | test MSE (next position) | rollout MSE at the last step | training time |", "| --- | --- | --- | --- | --- |"]
     for r in rows:
-        roll = "n/a" if r["rollout_final_mse"] is None else f"{r['rollout_final_mse']:.4g} ({r['rollout_steps']} steps)"
+        roll = f"{_num(r['rollout_final_mse'], '.4g')} ({r['rollout_steps']} steps)" if r["rollout_steps"] else "n/a"
         lines.append(f"| {r['model']} | {r['parameters']} | {r['test_mse']:.4g} | {roll} | {r['fit_seconds']:.0f} s |")
     lines += ["", f"Command: `graphdyn demo estag --seed {seed}`; total {elapsed:.0f} s.", ""]
     write_text(demo_dir / "report.md", "\n".join(lines))
@@ -162,3 +162,9 @@ def estag_demo(output_dir: Path, epochs: int | None, seed: int, quiet: bool) -> 
 
 def register(app: typer.Typer) -> None:
     app.command("demo")(demo_command)
+
+
+def _num(value: float | None, spec: str) -> str:
+    """A rollout number for a table: a rollout that went non-finite has none (None) and says so."""
+    return "diverged" if value is None else format(value, spec)
+
