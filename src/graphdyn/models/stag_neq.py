@@ -10,7 +10,7 @@ paper's "non-equivariant" ablation of ESTAG. Per node and frame the input is
     x_hat = x(T-1) + W [z(0), ..., z(T-1)]              Linear(T*8 -> C*D), no bias, per node
 
 ``A_hat`` is the fixed normalised adjacency of :func:`graphdyn.nn.graph_conv.dataset_adjacency`
-rebuilt from the batch's edges every call (``adjacency`` as in :mod:`graphdyn.models.stgcn`),
+rebuilt from the batch's edges every call (``adjacency`` and the graph settings shared with :mod:`graphdyn.models.stgcn`),
 the graph conv :class:`graphdyn.nn.graph_conv.GraphConv`, PE
 :func:`graphdyn.nn.positional_encoding.sinusoidal_encoding`, each Enc a
 ``torch.nn.TransformerEncoderLayer`` (post-LN, ReLU, LN epsilon 1e-6), as the authors'
@@ -37,37 +37,34 @@ Shapes: ``batch.x [B, T, N, D]`` or ``[B, T, N, C, D]``, ``batch.node_attr [B, N
 
 from __future__ import annotations
 
-from typing import Literal
-
 import torch
 from pydantic import Field
 from torch import nn
 
 from graphdyn.data.windows import Batch
 from graphdyn.errors import GraphdynError
-from graphdyn.models.base import DataInfo, DynamicsModel, Params
+from graphdyn.models.base import DataInfo
 from graphdyn.nn.graph_batch_norm import GraphBatchNorm
-from graphdyn.nn.graph_conv import AdjacencyMode, GraphConv, dataset_adjacency
+from graphdyn.models.stgcn import FixedGraphModel, FixedGraphParams
+from graphdyn.nn.graph_conv import GraphConv
 from graphdyn.nn.node_features import frame_features
 from graphdyn.nn.positional_encoding import sinusoidal_encoding
 
 
-class STAGNeqParams(Params):
+class STAGNeqParams(FixedGraphParams):
     hidden: int = Field(8, ge=1)  # d_model
     heads: int = Field(4, ge=1)
     ffn: int = Field(12, ge=1)
     layers: int = Field(2, ge=1)
     dropout: float = Field(0.0, ge=0.0, lt=1.0)
     norm_first: bool = False
-    adjacency: AdjacencyMode = "edges"
-    adjacency_column: int = -1  # edge-attribute column read by adjacency "hop" / "attr"
-    norm: Literal["channel", "node"] = "channel"
 
 
-class STAGNonEquivariant(DynamicsModel):
+class STAGNonEquivariant(FixedGraphModel):
     """Non-equivariant STAG, single- or multi-channel by ``info.channels``; see the module docstring."""
 
     Params = STAGNeqParams
+    label = "STAG"
     target = "position"
     equivariant = False
     layouts = ("single", "multi")
@@ -95,17 +92,10 @@ class STAGNonEquivariant(DynamicsModel):
         self.head = nn.Linear(info.T * H, coords, bias=False)
         self.register_buffer("pos_enc", sinusoidal_encoding(info.T, H), persistent=False)
 
-    def adjacency(self, batch: Batch, n_nodes: int, dtype: torch.dtype) -> torch.Tensor:
-        """The normalised ``A_hat [N, N]`` of the batch's graph."""
-        return dataset_adjacency(batch.edge_index, n_nodes, self.params.adjacency, batch.edge_attr, self.params.adjacency_column, dtype=dtype)
-
     def forward(self, batch: Batch) -> torch.Tensor:
         x = batch.x
         B, T, N = x.shape[:3]
-        if T != self.info.T:
-            raise GraphdynError(f"STAG was built for T={self.info.T} observed frames, got {T}", field="T")
-        if self.params.norm == "node" and N != self.info.n_nodes:
-            raise GraphdynError(f"STAG with norm 'node' was built for {self.info.n_nodes} nodes, got {N}", field="n_nodes")
+        self.check_frames_and_nodes(T, N)
         adj = self.adjacency(batch, N, x.dtype)
         u = frame_features(x, batch.node_attr, node_major=True)  # [N, B, T, A + C*D]
         h = self.spatial_norm(torch.relu(self.spatial(u, adj, node_dim=0)))  # [N, B, T, H]

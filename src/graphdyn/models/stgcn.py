@@ -74,21 +74,47 @@ class STConvBlock(nn.Module):
         return self.norm(self.temporal2(h, dim=2))
 
 
-class STGCNParams(Params):
-    embed_width: int = Field(32, ge=1)
-    spatial_width: int = Field(32, ge=1)
-    temporal_width: int = Field(64, ge=1)
-    kernel: int = Field(2, ge=1)
-    blocks: int = Field(2, ge=1)
+class FixedGraphParams(Params):
+    """The graph settings of the models on the dataset's fixed ``A_hat`` (STGCN, non-equivariant STAG)."""
+
     adjacency: AdjacencyMode = "edges"
     adjacency_column: int = -1  # edge-attribute column read by adjacency "hop" / "attr"
     norm: Literal["channel", "node"] = "channel"
 
 
-class STGCN(DynamicsModel):
+class FixedGraphModel(DynamicsModel):
+    """Base of the models on the fixed ``A_hat`` with a BatchNorm over channels or nodes.
+
+    Subclasses set ``label`` (the name their errors give) and use ``FixedGraphParams`` fields.
+    """
+
+    label = "model"
+
+    def adjacency(self, batch: Batch, n_nodes: int, dtype: torch.dtype) -> torch.Tensor:
+        """The normalised ``A_hat [N, N]`` of the batch's graph."""
+        return dataset_adjacency(batch.edge_index, n_nodes, self.params.adjacency, batch.edge_attr, self.params.adjacency_column, dtype=dtype)
+
+    def check_frames_and_nodes(self, T: int, N: int) -> None:
+        """GraphdynError unless ``T`` is the built one and, with norm ``"node"``, ``N`` too."""
+        if T != self.info.T:
+            raise GraphdynError(f"{self.label} was built for T={self.info.T} observed frames, got {T}", field="T")
+        if self.params.norm == "node" and N != self.info.n_nodes:
+            raise GraphdynError(f"{self.label} with norm 'node' was built for {self.info.n_nodes} nodes, got {N}", field="n_nodes")
+
+
+class STGCNParams(FixedGraphParams):
+    embed_width: int = Field(32, ge=1)
+    spatial_width: int = Field(32, ge=1)
+    temporal_width: int = Field(64, ge=1)
+    kernel: int = Field(2, ge=1)
+    blocks: int = Field(2, ge=1)
+
+
+class STGCN(FixedGraphModel):
     """STGCN, single- or multi-channel by ``info.channels``; see the module docstring."""
 
     Params = STGCNParams
+    label = "STGCN"
     target = "position"
     equivariant = False
     layouts = ("single", "multi")
@@ -120,17 +146,10 @@ class STGCN(DynamicsModel):
         self.last_temporal = GatedTemporalConv(W, W, p.kernel)
         self.head = nn.Linear(self.frames_out * W, coords)
 
-    def adjacency(self, batch: Batch, n_nodes: int, dtype: torch.dtype) -> torch.Tensor:
-        """The normalised ``A_hat [N, N]`` of the batch's graph."""
-        return dataset_adjacency(batch.edge_index, n_nodes, self.params.adjacency, batch.edge_attr, self.params.adjacency_column, dtype=dtype)
-
     def forward(self, batch: Batch) -> torch.Tensor:
         x = batch.x
         B, T, N = x.shape[:3]
-        if T != self.info.T:
-            raise GraphdynError(f"STGCN was built for T={self.info.T} observed frames, got {T}", field="T")
-        if self.params.norm == "node" and N != self.info.n_nodes:
-            raise GraphdynError(f"STGCN with norm 'node' was built for {self.info.n_nodes} nodes, got {N}", field="n_nodes")
+        self.check_frames_and_nodes(T, N)
         adj = self.adjacency(batch, N, x.dtype)
         h = self.embed(frame_features(x, batch.node_attr, node_major=True))  # [N, B, T, 32]
         for block in self.blocks:
