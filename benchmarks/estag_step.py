@@ -131,6 +131,29 @@ def make_case(case: str):
     return model, batch
 
 
+def time_steps(step, warmup: int, steps: int) -> dict:
+    """Run ``step()`` ``warmup`` times, then ``steps`` times timed one by one.
+
+    Returns ``median_ms`` and ``min_ms`` of the timed calls and ``peak_rss_growth_mib``, the
+    growth of the process's peak resident set size from just before the first call to the end.
+    Shared by this script and ``model_step.py``.
+    """
+    rss0 = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    for _ in range(warmup):
+        step()
+    times = []
+    for _ in range(steps):
+        t0 = time.perf_counter()
+        step()
+        times.append(time.perf_counter() - t0)
+    rss1 = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return {
+        "median_ms": 1e3 * statistics.median(times),
+        "min_ms": 1e3 * min(times),
+        "peak_rss_growth_mib": (rss1 - rss0) / 1024.0,  # ru_maxrss is in KiB on Linux
+    }
+
+
 def run_one(case: str, threads: int, steps: int, warmup: int, unfused: bool = False) -> dict:
     """Time ``steps`` training steps of one case in this process."""
     from graphdyn.training.memory import keep_freed_memory
@@ -154,15 +177,7 @@ def run_one(case: str, threads: int, steps: int, warmup: int, unfused: bool = Fa
         return float(loss)
 
     load0 = os.getloadavg()[0]
-    rss0 = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    for _ in range(warmup):
-        step()
-    times = []
-    for _ in range(steps):
-        t0 = time.perf_counter()
-        step()
-        times.append(time.perf_counter() - t0)
-    rss1 = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    timed = time_steps(step, warmup, steps)
     return {
         "case": case,
         "threads": threads,
@@ -170,9 +185,7 @@ def run_one(case: str, threads: int, steps: int, warmup: int, unfused: bool = Fa
         "nodes": int(batch.x.shape[2]),
         "edges": int(batch.edge_index.shape[1]),
         "steps": steps,
-        "median_ms": 1e3 * statistics.median(times),
-        "min_ms": 1e3 * min(times),
-        "peak_rss_growth_mib": (rss1 - rss0) / 1024.0,  # ru_maxrss is in KiB on Linux
+        **timed,
         # 1-minute load average before and after: other processes on the machine skew timings
         "load_before": load0,
         "load_after": os.getloadavg()[0],

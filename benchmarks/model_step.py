@@ -27,15 +27,12 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
-import statistics
 import subprocess
 import sys
-import time
 
 import torch
 
-from estag_step import B, T, adk_graph, aspirin_graph, machine
+from estag_step import B, T, adk_graph, aspirin_graph, machine, time_steps
 
 CASES = ("aspirin", "adk")
 
@@ -89,15 +86,7 @@ def run_one(name: str, case: str, threads: int, steps: int, warmup: int) -> dict
         loss.backward()
         opt.step()
 
-    rss0 = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    for _ in range(warmup):
-        step()
-    times = []
-    for _ in range(steps):
-        t0 = time.perf_counter()
-        step()
-        times.append(time.perf_counter() - t0)
-    rss1 = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    timed = time_steps(step, warmup, steps)
     return {
         "model": name,
         "case": case,
@@ -107,9 +96,7 @@ def run_one(name: str, case: str, threads: int, steps: int, warmup: int) -> dict
         "edges": int(batch.edge_index.shape[1]),
         "parameters": sum(p.numel() for p in params),
         "steps": steps,
-        "median_ms": 1e3 * statistics.median(times),
-        "min_ms": 1e3 * min(times),
-        "peak_rss_growth_mib": (rss1 - rss0) / 1024.0,  # ru_maxrss is in KiB on Linux
+        **timed,
         "load_before": os.getloadavg()[0],
     }
 
