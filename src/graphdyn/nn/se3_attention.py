@@ -43,7 +43,8 @@ import torch
 from e3nn import o3
 from torch import nn
 
-from graphdyn.nn.tensor_field_parts import EdgeTensorProduct, RadialNet, edge_geometry, gated
+from graphdyn.nn.tensor_field_parts import EdgeTensorProduct, edge_geometry
+from graphdyn.nn.tfn import GatedTensorFieldLayer
 
 
 def segment_softmax(logits: torch.Tensor, index: torch.Tensor, num_nodes: int) -> torch.Tensor:
@@ -70,7 +71,7 @@ def _heads_of(irreps: o3.Irreps, heads: int) -> torch.Tensor:
     return torch.cat(out)
 
 
-class SE3AttentionLayer(nn.Module):
+class SE3AttentionLayer(GatedTensorFieldLayer):
     """One SE(3)-Transformer attention block (+ gate); see the module docstring.
 
     Args:
@@ -98,17 +99,9 @@ class SE3AttentionLayer(nn.Module):
         edge_attr_dim: int = 0,
         gate: bool = True,
     ):
-        super().__init__()
-        self.irreps_in = o3.Irreps(irreps_in).simplify()
-        self.irreps_sh = o3.Irreps.spherical_harmonics(lmax)
-        self.lmax, self.heads = lmax, heads
-        if gate:
-            self.gate, irreps_pre = gated(o3.Irreps(irreps_out).simplify())
-            self.irreps_out = self.gate.irreps_out
-        else:
-            self.gate, irreps_pre = None, o3.Irreps(irreps_out).simplify()
-            self.irreps_out = irreps_pre
-        self.radial = RadialNet(n_basis, r_max, radial_hidden, edge_attr_dim)
+        super().__init__(irreps_in, irreps_out, lmax, n_basis, r_max, radial_hidden, edge_attr_dim, gate)
+        self.heads = heads
+        irreps_pre = self.irreps_pre
         # keys and values: two weightings of one product, in the irreps the output needs
         self.kv = EdgeTensorProduct(self.irreps_in, self.irreps_sh, irreps_pre, kernel, radial_hidden, weightings=2)
         self.query = o3.Linear(self.irreps_in, self.kv.irreps_out)
@@ -141,6 +134,5 @@ class SE3AttentionLayer(nn.Module):
             alpha = segment_softmax(logits, receiver, n)
             weighted = v * alpha.index_select(-1, self.head)
         agg = weighted.new_zeros((n, *weighted.shape[1:])).index_add_(0, receiver, weighted)
-        out = self.lin_value(agg) + self.lin_self(h)
-        out = out if self.gate is None else self.gate(out)
+        out = self.self_interaction(agg, self.lin_value, h)
         return (out, alpha) if return_attention else out

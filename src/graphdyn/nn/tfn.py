@@ -47,7 +47,45 @@ from graphdyn.nn.scatter import in_degree
 from graphdyn.nn.tensor_field_parts import EdgeTensorProduct, RadialNet, edge_geometry, gated
 
 
-class TFNLayer(nn.Module):
+class GatedTensorFieldLayer(nn.Module):
+    """What TFN and SE(3)-Transformer layers share: irreps, filter harmonics, radial net, gate.
+
+    Sets ``irreps_in``, ``irreps_sh``, ``lmax``, ``gate`` (None with ``gate=False``),
+    ``irreps_out``, ``radial`` and ``irreps_pre`` (the irreps before the gate, which the
+    layer's linear maps produce); :meth:`self_interaction` ends the forward pass.
+    """
+
+    def __init__(
+        self,
+        irreps_in: str | o3.Irreps,
+        irreps_out: str | o3.Irreps,
+        lmax: int,
+        n_basis: int,
+        r_max: float,
+        radial_hidden: int,
+        edge_attr_dim: int,
+        gate: bool,
+    ):
+        super().__init__()
+        self.irreps_in = o3.Irreps(irreps_in).simplify()
+        self.irreps_sh = o3.Irreps.spherical_harmonics(lmax)
+        self.lmax = lmax
+        if gate:
+            self.gate, irreps_pre = gated(o3.Irreps(irreps_out).simplify())
+            self.irreps_out = self.gate.irreps_out
+        else:
+            self.gate, irreps_pre = None, o3.Irreps(irreps_out).simplify()
+            self.irreps_out = irreps_pre
+        self.irreps_pre = irreps_pre
+        self.radial = RadialNet(n_basis, r_max, radial_hidden, edge_attr_dim)
+
+    def self_interaction(self, agg: torch.Tensor, lin_agg: nn.Module, h: torch.Tensor) -> torch.Tensor:
+        """``Gate(L agg + L_s h)`` (no gate with ``gate=False``); ``lin_self`` is the subclass's ``L_s``."""
+        out = lin_agg(agg) + self.lin_self(h)
+        return out if self.gate is None else self.gate(out)
+
+
+class TFNLayer(GatedTensorFieldLayer):
     """One TFN convolution + self-interaction (+ gate); see the module docstring.
 
     Args:
@@ -75,19 +113,11 @@ class TFNLayer(nn.Module):
         aggr: Literal["mean", "sum"] = "mean",
         gate: bool = True,
     ):
-        super().__init__()
         if aggr not in ("mean", "sum"):
             raise ValueError(f"aggr must be 'mean' or 'sum', got {aggr!r}")
-        self.irreps_in = o3.Irreps(irreps_in).simplify()
-        self.irreps_sh = o3.Irreps.spherical_harmonics(lmax)
-        self.lmax, self.aggr = lmax, aggr
-        if gate:
-            self.gate, irreps_pre = gated(o3.Irreps(irreps_out).simplify())
-            self.irreps_out = self.gate.irreps_out
-        else:
-            self.gate, irreps_pre = None, o3.Irreps(irreps_out).simplify()
-            self.irreps_out = irreps_pre
-        self.radial = RadialNet(n_basis, r_max, radial_hidden, edge_attr_dim)
+        super().__init__(irreps_in, irreps_out, lmax, n_basis, r_max, radial_hidden, edge_attr_dim, gate)
+        self.aggr = aggr
+        irreps_pre = self.irreps_pre
         self.product = EdgeTensorProduct(self.irreps_in, self.irreps_sh, irreps_pre, kernel, radial_hidden)
         self.lin_message = o3.Linear(self.product.irreps_out, irreps_pre)
         self.lin_self = o3.Linear(self.irreps_in, irreps_pre)
@@ -102,5 +132,4 @@ class TFNLayer(nn.Module):
         if self.aggr == "mean":
             deg = in_degree(edge_index[0], n).clamp_(min=1).to(m.dtype)
             agg = agg / deg.view(n, *([1] * (m.dim() - 1)))
-        out = self.lin_message(agg) + self.lin_self(h)
-        return out if self.gate is None else self.gate(out)
+        return self.self_interaction(agg, self.lin_message, h)
