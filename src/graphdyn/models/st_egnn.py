@@ -38,17 +38,41 @@ from graphdyn.nn.egnn import EGNNLayer
 from graphdyn.nn.per_frame import PerFrameNetwork
 
 
-class STEGNNParams(Params):
+class PerFrameParams(Params):
+    """Parameters shared by the models that run a :class:`~graphdyn.nn.per_frame.PerFrameNetwork`
+    (ST_EGNN, ST_GNN, ST_GMN)."""
+
     hidden: int = Field(16, ge=1)
     layers: int = Field(2, ge=1)
     act: Literal["silu", "leaky_relu", "relu", "tanh", "gelu"] | None = None  # None: silu, or leaky_relu multi-channel
     use_edge_attr: bool = True  # the dataset's edge attributes in the messages (when it has any)
+
+
+class PerFrameModel(DynamicsModel):
+    """Base of the models whose whole forward pass is ``self.net``, a
+    :class:`~graphdyn.nn.per_frame.PerFrameNetwork`; subclasses build it."""
+
+    net: PerFrameNetwork
+
+    def forward(self, batch: Batch) -> torch.Tensor:
+        return self.net(batch.x, batch.node_attr, batch.edge_index, batch.edge_attr)
+
+    def run(self, x, node_attr, edge_index, edge_attr=None, trace=None) -> torch.Tensor:
+        """Predict from tensors; ``trace`` receives the network's trace, named in the class
+        docstring (see :meth:`graphdyn.nn.per_frame.PerFrameNetwork.forward`)."""
+        return self.net(x, node_attr, edge_index, edge_attr, trace=trace)
+
+
+class STEGNNParams(PerFrameParams):
     clamp: float | None = Field(None, gt=0)  # None: 100 single-channel, none multi-channel; inf: no clamp
     coord_weight: float | None = None  # None: 1.0 single-channel, 3.0 multi-channel
 
 
-class STEGNN(DynamicsModel):
-    """EGNN per frame with a time embedding, softmax time pooling; see the module docstring."""
+class STEGNN(PerFrameModel):
+    """EGNN per frame with a time embedding, softmax time pooling; see the module docstring.
+
+    ``run``'s trace: ``layers.{l}.h|x`` and ``x_hat``.
+    """
 
     Params = STEGNNParams
     target = "position"
@@ -77,11 +101,3 @@ class STEGNN(DynamicsModel):
             T=info.T,
             edge_attr_dim=edge_dim,
         )
-
-    def forward(self, batch: Batch) -> torch.Tensor:
-        return self.net(batch.x, batch.node_attr, batch.edge_index, batch.edge_attr)
-
-    def run(self, x, node_attr, edge_index, edge_attr=None, trace=None) -> torch.Tensor:
-        """Predict from tensors; ``trace`` receives ``layers.{l}.h|x`` and ``x_hat`` (see
-        :meth:`graphdyn.nn.per_frame.PerFrameNetwork.forward`)."""
-        return self.net(x, node_attr, edge_index, edge_attr, trace=trace)

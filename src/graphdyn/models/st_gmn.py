@@ -34,27 +34,27 @@ from __future__ import annotations
 
 from typing import Literal
 
-import torch
 from pydantic import Field
 
-from graphdyn.data.windows import Batch
-from graphdyn.models.base import DEFAULT_SYMMETRIES, DataInfo, DynamicsModel, Params
+from graphdyn.models.base import DEFAULT_SYMMETRIES, DataInfo
+from graphdyn.models.st_egnn import PerFrameModel, PerFrameParams
 from graphdyn.nn.egnn import EGNNLayer
 from graphdyn.nn.per_frame import PerFrameNetwork
 
 
-class STGMNParams(Params):
-    hidden: int = Field(16, ge=1)
-    layers: int = Field(2, ge=1)
+class STGMNParams(PerFrameParams):
     act: Literal["silu", "leaky_relu", "relu", "tanh", "gelu"] = "leaky_relu"
-    use_edge_attr: bool = True  # the dataset's edge attributes in the messages (when it has any)
     clamp: float | None = Field(100.0, gt=0)  # None: no clamp
     coord_weight: float = 3.0
     passes: int = Field(2, ge=1)  # 2: the authors' forward (module docstring)
 
 
-class STGMN(DynamicsModel):
-    """Multi-channel EGNN-like layers per frame, run ``passes`` times, softmax time pooling."""
+class STGMN(PerFrameModel):
+    """Multi-channel EGNN-like layers per frame, run ``passes`` times, softmax time pooling.
+
+    ``run``'s trace: ``layers.{l}.h|x`` (first pass), ``pass.{p}.layers.{l}.h|x`` (later passes)
+    and ``x_hat``.
+    """
 
     Params = STGMNParams
     target = "position"
@@ -82,12 +82,3 @@ class STGMN(DynamicsModel):
             edge_attr_dim=edge_dim,
             passes=params.passes,
         )
-
-    def forward(self, batch: Batch) -> torch.Tensor:
-        return self.net(batch.x, batch.node_attr, batch.edge_index, batch.edge_attr)
-
-    def run(self, x, node_attr, edge_index, edge_attr=None, trace=None) -> torch.Tensor:
-        """Predict from tensors; ``trace`` receives ``layers.{l}.h|x`` (first pass),
-        ``pass.{p}.layers.{l}.h|x`` (later passes) and ``x_hat`` (see
-        :meth:`graphdyn.nn.per_frame.PerFrameNetwork.forward`)."""
-        return self.net(x, node_attr, edge_index, edge_attr, trace=trace)

@@ -25,27 +25,23 @@ Shapes: ``batch.x [B, T, N, D]`` or ``[B, T, N, C, D]``, ``batch.node_attr [B, N
 from __future__ import annotations
 
 import math
-from typing import Literal
 
-import torch
-from pydantic import Field
-
-from graphdyn.data.windows import Batch
-from graphdyn.models.base import DataInfo, DynamicsModel, Params
+from graphdyn.models.base import DataInfo
+from graphdyn.models.st_egnn import PerFrameModel, PerFrameParams
 from graphdyn.nn.gnn_layer import GNNLayer
 from graphdyn.nn.mlp import MLP
 from graphdyn.nn.per_frame import PerFrameNetwork
 
 
-class STGNNParams(Params):
-    hidden: int = Field(16, ge=1)
-    layers: int = Field(2, ge=1)
-    act: Literal["silu", "leaky_relu", "relu", "tanh", "gelu"] | None = None  # None: silu, or leaky_relu multi-channel
-    use_edge_attr: bool = True  # the dataset's edge attributes in the messages (when it has any)
+class STGNNParams(PerFrameParams):
+    """ST_GNN's parameters: those of every per-frame model (hidden, layers, act, use_edge_attr)."""
 
 
-class STGNN(DynamicsModel):
-    """GNN per frame on [attributes, coordinates] with a time embedding, decoder, softmax time pooling."""
+class STGNN(PerFrameModel):
+    """GNN per frame on [attributes, coordinates] with a time embedding, decoder, softmax time pooling.
+
+    ``run``'s trace: ``layers.{l}.h``, ``decoded`` and ``x_hat``.
+    """
 
     Params = STGNNParams
     target = "position"
@@ -69,11 +65,3 @@ class STGNN(DynamicsModel):
             node_coord_dim=coord_dim,
             edge_attr_dim=edge_dim,
         )
-
-    def forward(self, batch: Batch) -> torch.Tensor:
-        return self.net(batch.x, batch.node_attr, batch.edge_index, batch.edge_attr)
-
-    def run(self, x, node_attr, edge_index, edge_attr=None, trace=None) -> torch.Tensor:
-        """Predict from tensors; ``trace`` receives ``layers.{l}.h``, ``decoded`` and ``x_hat`` (see
-        :meth:`graphdyn.nn.per_frame.PerFrameNetwork.forward`)."""
-        return self.net(x, node_attr, edge_index, edge_attr, trace=trace)
