@@ -63,6 +63,32 @@ class PerFrameModel(DynamicsModel):
         return self.net(x, node_attr, edge_index, edge_attr, trace=trace)
 
 
+def egnn_per_frame_network(
+    info: DataInfo, params: PerFrameParams, act: str, clamp: float | None, coord_weight: float, passes: int = 1
+) -> PerFrameNetwork:
+    """``params.layers`` :class:`~graphdyn.nn.egnn.EGNNLayer` (messages summed, coordinate
+    updates averaged) of width ``params.hidden``, run per frame ``passes`` times by a
+    :class:`~graphdyn.nn.per_frame.PerFrameNetwork`; the network of ST_EGNN and ST_GMN."""
+    edge_dim = info.edge_attr_dim if params.use_edge_attr else 0
+    layer = dict(
+        channels=info.channels,
+        edge_attr_dim=edge_dim,
+        act=act,
+        message_agg="sum",
+        coord_agg="mean",
+        clamp=clamp,
+        coord_weight=coord_weight,
+    )
+    return PerFrameNetwork(
+        [EGNNLayer(params.hidden, **layer) for _ in range(params.layers)],
+        node_attr_dim=info.node_attr_dim,
+        hidden=params.hidden,
+        T=info.T,
+        edge_attr_dim=edge_dim,
+        passes=passes,
+    )
+
+
 class STEGNNParams(PerFrameParams):
     clamp: float | None = Field(None, gt=0)  # None: 100 single-channel, none multi-channel; inf: no clamp
     coord_weight: float | None = None  # None: 1.0 single-channel, 3.0 multi-channel
@@ -84,20 +110,10 @@ class STEGNN(PerFrameModel):
         super().__init__(info, params)
         multi = info.channels is not None
         clamp = params.clamp if params.clamp is not None else (None if multi else 100.0)
-        edge_dim = info.edge_attr_dim if params.use_edge_attr else 0
-        layer = dict(
-            channels=info.channels,
-            edge_attr_dim=edge_dim,
+        self.net = egnn_per_frame_network(
+            info,
+            params,
             act=params.act or ("leaky_relu" if multi else "silu"),
-            message_agg="sum",
-            coord_agg="mean",
             clamp=None if clamp is None or math.isinf(clamp) else clamp,
             coord_weight=params.coord_weight if params.coord_weight is not None else (3.0 if multi else 1.0),
-        )
-        self.net = PerFrameNetwork(
-            [EGNNLayer(params.hidden, **layer) for _ in range(params.layers)],
-            node_attr_dim=info.node_attr_dim,
-            hidden=params.hidden,
-            T=info.T,
-            edge_attr_dim=edge_dim,
         )

@@ -37,9 +37,7 @@ from typing import Literal
 from pydantic import Field
 
 from graphdyn.models.base import DEFAULT_SYMMETRIES, DataInfo
-from graphdyn.models.st_egnn import PerFrameModel, PerFrameParams
-from graphdyn.nn.egnn import EGNNLayer
-from graphdyn.nn.per_frame import PerFrameNetwork
+from graphdyn.models.st_egnn import PerFrameModel, PerFrameParams, egnn_per_frame_network
 
 
 class STGMNParams(PerFrameParams):
@@ -64,21 +62,4 @@ class STGMN(PerFrameModel):
 
     def __init__(self, info: DataInfo, params: STGMNParams):
         super().__init__(info, params)
-        edge_dim = info.edge_attr_dim if params.use_edge_attr else 0
-        layer = dict(
-            channels=info.channels,
-            edge_attr_dim=edge_dim,
-            act=params.act,
-            message_agg="sum",
-            coord_agg="mean",
-            clamp=params.clamp,
-            coord_weight=params.coord_weight,
-        )
-        self.net = PerFrameNetwork(
-            [EGNNLayer(params.hidden, **layer) for _ in range(params.layers)],
-            node_attr_dim=info.node_attr_dim,
-            hidden=params.hidden,
-            T=info.T,
-            edge_attr_dim=edge_dim,
-            passes=params.passes,
-        )
+        self.net = egnn_per_frame_network(info, params, params.act, params.clamp, params.coord_weight, passes=params.passes)
