@@ -25,6 +25,18 @@ def _save(fig, path: str | Path) -> Path:
     return path
 
 
+def _finish_log_axes(fig, ax, xlabel: str, ylabel: str, title: str, path: str | Path) -> Path:
+    """Log y axis, labels, title, grid and legend of a curves figure; saved to ``path``."""
+    ax.set_yscale("log")
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.set_title(title)
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    return _save(fig, path)
+
+
 def _draw_rollout(ax, true: np.ndarray, pred: np.ndarray, title: str) -> None:
     """true/pred: [steps + 1, N, ...]; plots the first coordinate of every node."""
     t = true.reshape(true.shape[0], true.shape[1], -1)[..., 0]
@@ -68,14 +80,7 @@ def error_vs_step(curves: dict[str, np.ndarray], path: str | Path, title: str = 
         ax.plot(steps, np.median(mse, 0), lw=2, label=f"{label} (median)")
         if mse.shape[0] > 1:
             ax.fill_between(steps, np.quantile(mse, 0.1, 0), np.quantile(mse, 0.9, 0), alpha=0.2)
-    ax.set_yscale("log")
-    ax.set_xlabel("rollout step")
-    ax.set_ylabel("position MSE")
-    ax.set_title(title)
-    ax.grid(True, which="both", alpha=0.3)
-    ax.legend()
-    fig.tight_layout()
-    return _save(fig, path)
+    return _finish_log_axes(fig, ax, "rollout step", "position MSE", title, path)
 
 
 def distance_histogram_figure(edges: np.ndarray, densities: dict[str, np.ndarray], path: str | Path, *, title: str = "h(r)",
@@ -144,14 +149,7 @@ def short_horizon_figure(curves: dict[str, np.ndarray], horizon: int, path: str 
         if ok.any():
             ax.plot(steps[ok], curve[ok], lw=2, label=label)
     ax.axvline(horizon, color="k", ls=":", lw=1, label=f"horizon H = {horizon}")
-    ax.set_yscale("log")
-    ax.set_xlabel("rollout stride")
-    ax.set_ylabel("position MSE")
-    ax.set_title(title)
-    ax.grid(True, which="both", alpha=0.3)
-    ax.legend()
-    fig.tight_layout()
-    return _save(fig, path)
+    return _finish_log_axes(fig, ax, "rollout stride", "position MSE", title, path)
 
 
 def read_metrics_csv(path: str | Path) -> dict[str, list[tuple[int, float]]]:
@@ -178,11 +176,4 @@ def loss_curves(metrics_csv: str | Path, path: str | Path, title: str = "loss") 
         if key in metrics:
             e, v = zip(*metrics[key])
             ax.plot(e, v, marker="." if len(e) < 50 else None, label=key)
-    ax.set_yscale("log")
-    ax.set_xlabel("epoch")
-    ax.set_ylabel("MSE on the learned target")
-    ax.set_title(title)
-    ax.grid(True, which="both", alpha=0.3)
-    ax.legend()
-    fig.tight_layout()
-    return _save(fig, path)
+    return _finish_log_axes(fig, ax, "epoch", "MSE on the learned target", title, path)
