@@ -372,3 +372,12 @@ def test_prepare_gives_training_windows_their_k_future_frames():
     with pytest.raises(GraphdynError, match="lower training.unroll.strides") as err:
         prepare(load_config(None, TINY + ["training.unroll.strides=60"]))
     assert err.value.field == "training.unroll.strides"
+
+
+def test_estag_md17_stable_is_the_paper_recipe_plus_the_unrolled_loss():
+    paper, stable = load_config("estag_md17").to_dict(), load_config("estag_md17_stable").to_dict()
+    assert stable["training"]["unroll"] == {"strides": 3, "mode": "pushforward", "weights": None}
+    assert paper["training"]["unroll"]["strides"] == 1 and paper["training"]["noise"]["std"] == 0
+    for cfg in (paper, stable):
+        del cfg["name"], cfg["training"]["unroll"]
+    assert stable == paper
