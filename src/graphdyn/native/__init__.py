@@ -47,7 +47,7 @@ ENV = "GRAPHDYN_NATIVE"
 FLAGS = ("-O3", "-march=native", "-ffp-contract=fast", "-fno-math-errno", "-fno-trapping-math", "-fno-tree-loop-distribute-patterns", "-funroll-loops", "-fopenmp", "-fPIC", "-shared", "-std=c11")
 # translation units, each compiled after common.c (interaction.c uses edge_sum.c's helpers), for
 # both dtypes, in parallel; the slowest first
-UNITS = (("attention.c",), ("egnn_edges.c",), ("edge_sum.c", "interaction.c"), ("edft.c", "node_update.c"))
+UNITS = (("attention.c",), ("egnn_edges.c",), ("egnn_multichannel.c",), ("edge_sum.c", "interaction.c"), ("edft.c", "node_update.c"))
 SOURCES = ("common.c", *(name for unit in UNITS for name in unit))
 # each source is written once over `real`, F(name), EXP, EXPU, EXP_ARG, TANH and SQRT and emitted
 # for both dtypes. EXPU is exp for arguments already passed through EXP_ARG (float32: clamped to
