@@ -174,7 +174,7 @@ class DynamicsModule(pl.LightningModule):
     def configure_optimizers(self):
         if not self._trainable:
             return None
-        # PyTorch's fused Adam / AdamW, same numbers, less bookkeeping per step (training/optim.py)
+        # torch.optim.Adam / AdamW, fused where PyTorch supports it (training/optim.py)
         opt = make_adam(self.simulator.parameters(), self.optimizer_name, lr=self.lr, weight_decay=self.weight_decay)
         # stepped by _step_lr_schedule (manual optimization)
         if self.lr_schedule == "cosine":
