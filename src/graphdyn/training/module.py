@@ -31,15 +31,6 @@ from graphdyn.training.config import NoiseConfig, UnrollConfig
 from graphdyn.training.optim import make_adam
 
 
-# Attributes set on every step that never hold a parameter, buffer or module: Lightning sets and
-# restores ``_current_fx_name`` around each hook it calls (about 40 times per training step), and
-# this class counts samples. nn.Module.__setattr__ checks every assignment against the
-# parameter, module and buffer registries (about 2.5 us a call on a CPU, some 0.1 ms per step of
-# a small model); for these names with values of these types it would end in plain attribute
-# assignment anyway, which is what :meth:`DynamicsModule.__setattr__` does at once.
-_PLAIN_ATTRS = {"_current_fx_name": (str, type(None)), "_loss_count": (int,), "samples_seen": (int,)}
-
-
 class Diverged(Exception):
     """A non-finite training loss. ``epoch`` and ``step`` count from 1 (``step``: the optimizer
     step the loss would have fed, over the whole run); ``value`` is ``"nan"`` or ``"inf"``."""
@@ -79,13 +70,6 @@ class DynamicsModule(pl.LightningModule):
         # per step on a CPU, a tenth of a full-batch step of the notebook's model
         # (benchmarks/spring_training.py). Schedulers are stepped in on_train_epoch_end.
         self.automatic_optimization = False
-
-    def __setattr__(self, name: str, value: Any) -> None:
-        plain = _PLAIN_ATTRS.get(name)
-        if plain is not None and type(value) in plain:
-            object.__setattr__(self, name, value)
-        else:
-            super().__setattr__(name, value)
 
     def transfer_batch_to_device(self, batch: Batch, device: torch.device, dataloader_idx: int) -> Batch:
         return batch.to(device)
