@@ -104,3 +104,30 @@ def test_run_dir_holding_a_run_is_refused(tmp_path, run_cli):
     (tmp_path / "notes.txt").write_text("other files are fine\n")
     proc = run_cli("train", "--run-dir", str(tmp_path), "--epochs", "1", *TINY)
     assert proc.code == 2 and "holds a run already (config.yaml)" in proc.err and len(proc.err.splitlines()) == 1
+
+
+@pytest.mark.parametrize("env_value, expect_set", [(None, True), ("0", False)])
+def test_train_command_keeps_freed_memory_unless_switched_off(tmp_path, run_cli, monkeypatch, env_value, expect_set):
+    """``graphdyn train`` (a program entry point) sets glibc's malloc options before training;
+    GRAPHDYN_KEEP_MEMORY=0 turns that off. The library's train() itself never does (tests/training/test_memory.py)."""
+    from types import SimpleNamespace
+
+    from graphdyn.training import memory
+    from graphdyn.training import run as run_mod
+
+    calls = []
+    monkeypatch.setattr(memory, "_mallopt", lambda: lambda param, value: calls.append((param, value)) or 1)
+    monkeypatch.delenv(memory.ENV, raising=False)
+    if env_value is not None:
+        monkeypatch.setenv(memory.ENV, env_value)
+    seen_at_train = []
+
+    def fake_train(config, **kwargs):
+        seen_at_train.append(list(calls))
+        return SimpleNamespace(metrics={}, status="completed", run_dir=tmp_path, simulator=None, message=None)
+
+    monkeypatch.setattr(run_mod, "train", fake_train)
+    proc = run_cli("train", "--epochs", "1", "--run-dir", str(tmp_path / "run"), "--quiet", *TINY)
+    assert proc.code == 0, proc.err
+    expected = [(memory.M_MMAP_MAX, 0), (memory.M_TRIM_THRESHOLD, memory.TRIM_THRESHOLD)] if expect_set else []
+    assert seen_at_train == [expected]  # set before training starts

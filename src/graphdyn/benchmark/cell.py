@@ -218,6 +218,9 @@ def main(argv: list[str] | None = None) -> int:
             print(f"graphdyn: error: {lock.parent}: in use by another process", file=sys.stderr)
             return EXIT_LOCKED
         if args.command == "run":
+            from graphdyn.training.memory import keep_freed_memory
+
+            keep_freed_memory()  # this process's entry point, as graphdyn train (GRAPHDYN_KEEP_MEMORY=0: off)
             return run_cell(args.cell_dir, args.resume, args.threads)
         return generate(args.out, json.loads(args.params))
 

@@ -30,6 +30,9 @@ def train_command(
     from graphdyn.errors import GraphdynError
     from graphdyn.training.config import load_config
     from graphdyn.training.run import TrainingDiverged, train
+    from graphdyn.training.memory import keep_freed_memory
+
+    keep_freed_memory()  # a program entry point: later steps reuse the pages of the first (GRAPHDYN_KEEP_MEMORY=0: off)
 
     if resume is not None:
         given = [name for name, value in (("CONFIG", config), ("--set", set_), ("--model", model), ("--dataset", dataset),

@@ -71,7 +71,6 @@ from graphdyn.models.registry import build_model, model_class
 from graphdyn.simulator import LearnedSimulator
 from graphdyn.training.checkpoint import make_meta, save_checkpoint
 from graphdyn.training.config import DEFAULT_MODELS, RunConfig, default_model, parse_config, read_yaml  # noqa: F401 (DEFAULT_MODELS: re-exported)
-from graphdyn.training.memory import keep_freed_memory
 from graphdyn.training.module import Diverged, DynamicsModule
 from graphdyn.viz import plots
 
@@ -112,7 +111,6 @@ def prepare(config: RunConfig) -> Prepared:
         config.model.name = default_model(config.data.source)
     pl.seed_everything(config.seed, workers=True, verbose=False)
     native.load()  # build (or find) the native kernels now: a missing compiler warns before training starts
-    keep_freed_memory()  # later steps reuse the pages of the first (graphdyn.training.memory)
     if config.training.threads:
         torch.set_num_threads(config.training.threads)
     if model_class(config.model.name).last_frame_only and (config.data.T or 1) > 1:
