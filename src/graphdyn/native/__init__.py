@@ -16,8 +16,10 @@ registers. They are an *accelerator, never a requirement*:
   process per core, and are linked into one library: 25-35 s on a 2-core machine, once per
   machine and source version.
 * No compiler, a failed build or ``GRAPHDYN_NATIVE=0`` leaves :func:`load` returning ``None``
-  (with one warning naming the reason, except when disabled on purpose); every caller then
-  runs its PyTorch implementation, which computes the same numbers.
+  (with one warning naming the reason, except when disabled on purpose); every op then runs
+  its reference, which computes the same numbers. With ``GRAPHDYN_REQUIRE_NATIVE=1`` (set by
+  ``make test``) a failed build raises instead, so a broken C source fails the suite.
+  :func:`status` says what happened.
 * OpenMP: the library links ``libgomp.so.1``. PyTorch has already loaded its own copy under
   that name, so the dynamic loader reuses it and both share one thread pool. Kernels take the
   thread count from :func:`torch.get_num_threads`.
@@ -44,6 +46,7 @@ from pathlib import Path
 import torch
 
 ENV = "GRAPHDYN_NATIVE"
+REQUIRE_ENV = "GRAPHDYN_REQUIRE_NATIVE"
 FLAGS = ("-O3", "-march=native", "-ffp-contract=fast", "-fno-math-errno", "-fno-trapping-math", "-fno-tree-loop-distribute-patterns", "-funroll-loops", "-fopenmp", "-fPIC", "-shared", "-std=c11")
 # translation units, each compiled after common.c (interaction.c uses edge_sum.c's helpers), for
 # both dtypes, in parallel; the slowest first
@@ -56,6 +59,17 @@ _TYPES = (
     ("float", "f32", "graphdyn_expf", "graphdyn_expf_unclamped", "graphdyn_expf_arg", "tanhf", "sqrtf"),
     ("double", "f64", "exp", "exp", "", "tanh", "sqrt"),
 )
+
+#: the sizes the kernels were compiled for, stated once: every unit starts with them as #defines,
+#: and the ops read them from here (``native_refusal``)
+LIMITS = {
+    "EDFT_MAXK": 256,  # frequencies (edft.c)
+    "EGNN_MAXD": 8,  # spatial dimension of the EGNN edge kernel (egnn_edges.c)
+    "AT_MAXC": 8,  # coordinate channels of the attention kernel (AdK's backbone has 4)
+    "AT_MAXD": 8,  # spatial dimension of the attention kernel
+    "LIN_MAXH": 32,  # the widest hidden width of any kernel (common.c's small linear layers)
+}
+ACTS = {"relu": 0, "silu": 1, "tanh": 2}  # the activations the kernels know (common.c), also #defined
 
 _lock = threading.Lock()
 _state: dict[str, object] = {}
@@ -94,8 +108,10 @@ def _compiler() -> str | None:
 def _units() -> list[str]:
     """The C text of every translation unit: each of ``UNITS`` after common.c, once per dtype (see ``_TYPES``)."""
     text = {name: (resources.files(__name__) / name).read_text() for name in SOURCES}
+    limits = "".join(f"#define {k} {v}\n" for k, v in LIMITS.items())
+    limits += "".join(f"#define ACT_{k.upper()} {v}\n" for k, v in ACTS.items())
     return [
-        f"#define real {real}\n#define F(name) name##_{sfx}\n#define EXP {exp}\n#define EXPU {expu}\n"
+        limits + f"#define real {real}\n#define F(name) name##_{sfx}\n#define EXP {exp}\n#define EXPU {expu}\n"
         f"#define EXP_ARG {exparg}\n#define TANH {tanh}\n#define SQRT {sqrt}\n"
         + "\n".join(text[name] for name in ("common.c", *unit))
         for unit in UNITS
@@ -164,10 +180,10 @@ def load() -> ctypes.CDLL | None:
     if not enabled():
         return None
     if "lib" in _state:  # loaded (or failed) already: no lock needed to read it
-        return _state["lib"]  # type: ignore[return-value]
+        return _cached()
     with _lock:
         if "lib" in _state:
-            return _state["lib"]  # type: ignore[return-value]
+            return _cached()
         lib = None
         try:
             try:
@@ -176,9 +192,40 @@ def load() -> ctypes.CDLL | None:
                 path = _build(Path(tempfile.mkdtemp(prefix="graphdyn-native-")))
             lib = ctypes.CDLL(str(path))
         except (OSError, RuntimeError, subprocess.SubprocessError) as e:
+            _state["error"] = str(e)
+            if required():
+                _state["lib"] = None
+                raise RuntimeError(f"graphdyn: native kernels failed to build and ${REQUIRE_ENV} is set: {e}") from None
             warnings.warn(f"graphdyn: native kernels unavailable ({e}); using the PyTorch implementation", stacklevel=2)
+        else:
+            _state["path"] = str(path)
         _state["lib"] = lib
         return lib
+
+
+def required() -> bool:
+    """True when ``$GRAPHDYN_REQUIRE_NATIVE`` is ``1`` (``make test`` sets it): a failed build is
+    then an error, raised by :func:`load` every time it is asked, instead of a warning."""
+    return os.environ.get(REQUIRE_ENV, "").strip().lower() in {"1", "true", "yes", "on"}
+
+
+def status() -> dict[str, object]:
+    """Whether the kernels are enabled and built (building them if needed), from where, and why not:
+    ``{"enabled", "compiled", "library", "compiler", "error"}``."""
+    try:
+        lib = load()
+    except RuntimeError:
+        lib = None
+    cc = _compiler()
+    error = None if lib is not None else ("disabled by $GRAPHDYN_NATIVE" if not enabled() else _state.get("error"))
+    return {"enabled": enabled(), "compiled": lib is not None, "library": _state.get("path"),
+            "compiler": cc, "error": error}
+
+
+def _cached() -> ctypes.CDLL | None:
+    if _state["lib"] is None and required():
+        raise RuntimeError(f"graphdyn: native kernels failed to build and ${REQUIRE_ENV} is set: {_state.get('error')}")
+    return _state["lib"]  # type: ignore[return-value]
 
 
 def available() -> bool:
@@ -194,7 +241,6 @@ def kernel(name: str, dtype: torch.dtype):
     return getattr(lib, f"{name}_{'f32' if dtype == torch.float32 else 'f64'}")
 
 
-ACTS = {"relu": 0, "silu": 1, "tanh": 2}  # the activations the kernels know (common.c)
 i64 = ctypes.c_int64
 
 
@@ -204,6 +250,20 @@ def accepts(name: str, tensors) -> bool:
     tensors = list(tensors)
     dtype = tensors[0].dtype
     return all(t.is_cpu and t.dtype == dtype for t in tensors) and kernel(name, dtype) is not None
+
+
+def refusal(tensors) -> str | None:
+    """Why the kernels cannot take ``tensors`` (None: they can): all must be on the CPU, of one
+    float32 or float64 dtype, and the library loaded."""
+    tensors = [t for t in tensors if t is not None]
+    dtype = tensors[0].dtype
+    if not all(t.device.type == "cpu" for t in tensors):
+        return "tensors not on the CPU"
+    if dtype not in (torch.float32, torch.float64) or any(t.dtype != dtype for t in tensors):
+        return f"dtype {dtype} (the kernels take float32 or float64, all tensors alike)"
+    if load() is None:
+        return f"the kernels are unavailable ({status()['error']})"
+    return None
 
 
 def check_edges(

@@ -21,8 +21,8 @@
  * memory ran out, or 2 for another width, or C > AT_MAXC, or D > AT_MAXD.
  */
 
-#define AT_MAXC 8 /* coordinate channels (AdK's backbone has 4) */
-#define AT_MAXD 8 /* spatial dimension */
+/* AT_MAXC: native/__init__.py LIMITS */
+/* AT_MAXD: native/__init__.py LIMITS */
 
 /* one row's forward values, pointers into the thread's scratch */
 struct F(at_row) {

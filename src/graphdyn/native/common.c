@@ -176,7 +176,7 @@ static inline real *F(zeroed)(int64_t n) {
     return p;
 }
 
-#define LIN_MAXH 32 /* the widest hidden width compiled (the interaction layer's 32; ESTAG's 16) */
+/* LIN_MAXH: native/__init__.py LIMITS */
 
 /* One block of lin_core: rows b .. b + nv of y (nv <= RB, RB a constant 4 or 5 after inlining).
  * The RB sums stay in registers: each row of Wt is loaded once per block and the accumulators are

@@ -16,7 +16,7 @@
  * backward recomputes a_k. Both functions return 0, or 2 for K > EDFT_MAXK.
  */
 
-#define EDFT_MAXK 256
+/* EDFT_MAXK: native/__init__.py LIMITS */
 
 /* u[0:K] = |<f_i(k), f_j(k)>| over d, for one row */
 static inline __attribute__((always_inline)) void F(edft_cross)(real *restrict a, const real *restrict ar,

@@ -21,7 +21,7 @@
  * memory ran out, or 2 for another width or D > EGNN_MAXD.
  */
 
-#define EGNN_MAXD 8 /* spatial dimension bound (D is 1, 2 or 3) */
+/* EGNN_MAXD: native/__init__.py LIMITS */
 #define EG_RB 4         /* edge rows computed together: independent FMA chains, weights loaded once per block */
 #define EG_STASH 16     /* edge rows whose weight-gradient outer products are summed together */
 #define EG_TILE_BYTES (256 * 1024) /* a tile's P and S rows of every node (its g_P, g_S in the backward) */

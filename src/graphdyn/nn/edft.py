@@ -19,9 +19,8 @@ Shapes (node-major, ``...`` batch axes, the time axis just before the last)::
     x [N, ..., T, D]   h [N, ..., T, H]   edge_index [2, E]
     -> A [E, ..., K],  c [N, ..., K]
 
-``A`` is computed edge by edge in C (:mod:`graphdyn.nn.edft_native`) where the native kernels are
-available and the spectra need no gradient (they come from input coordinates); otherwise by the
-PyTorch code below, which gives the same numbers. ``native = False`` forces the PyTorch path.
+``A`` is the op :func:`graphdyn.ops.edft_edges` (reference or C kernel, as the layer's
+``backend`` says: see :mod:`graphdyn.ops.backend`).
 """
 
 from __future__ import annotations
@@ -31,7 +30,7 @@ from typing import Literal
 import torch
 from torch import nn
 
-from graphdyn.nn.edft_native import edft_edges_native
+from graphdyn.ops.edft_edges import edft_edges
 
 
 class EDFT(nn.Module):
@@ -51,8 +50,7 @@ class EDFT(nn.Module):
         self.eps = eps
         self.amplitude = amplitude
         self.spectral_gate = nn.Linear(hidden, 1) if gate else None
-        # edge features through the C kernel of graphdyn.nn.edft_native where it applies
-        self.native = True
+        self.backend = "auto"  # set once per model by graphdyn.ops.configure
 
     def forward(self, x: torch.Tensor, h: torch.Tensor, edge_index: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Return ``(A [E, ..., K], c [N, ..., K])`` from ``x [N, ..., T, D]`` and ``h [N, ..., T, H]``."""
@@ -64,20 +62,7 @@ class EDFT(nn.Module):
             # gate every frame, then drop frame 0: slicing h first would copy it, and its gradient
             w = torch.sigmoid(self.spectral_gate(h)[..., 1:, 0])  # [N, ..., K]
         c = self._amplitude(fr, fi, w)
-        if self.native:
-            A = edft_edges_native(fr, fi, w, edge_index, self.eps)
-            if A is not None:
-                return A, c
-        i, j = edge_index[0], edge_index[1]
-        ar, ai = fr.index_select(0, i), fi.index_select(0, i)
-        br, bi = fr.index_select(0, j), fi.index_select(0, j)
-        # <a, b> = sum_d conj(a_d) b_d, split into real arithmetic (no complex autograd needed)
-        re = (ar * br + ai * bi).sum(-1)
-        im = (ar * bi - ai * br).sum(-1)
-        A = torch.sqrt(re * re + im * im)  # [E, ..., K]
-        if w is not None:
-            A = A * (w.index_select(0, i) * w.index_select(0, j))
-        return A / (A.sum(-1, keepdim=True) + self.eps), c
+        return edft_edges(fr, fi, w, edge_index, self.eps, self.backend), c
 
     def _amplitude(self, fr: torch.Tensor, fi: torch.Tensor, w: torch.Tensor | None) -> torch.Tensor:
         """The node features ``c [N, ..., K]``, gated and L1-normalised."""

@@ -1,4 +1,4 @@
-"""The native EDFT edge kernel computes the PyTorch edge features and their gate gradients."""
+"""The EDFT edge op: the native kernel computes the reference edge features and their gate gradients."""
 
 from __future__ import annotations
 
@@ -8,12 +8,12 @@ import pytest
 import torch
 
 from graphdyn import native
-from graphdyn.nn import edft as edft_module
 from graphdyn.nn.edft import EDFT
-from graphdyn.nn.edft_native import MAX_K, edft_edges_native
+from graphdyn.ops import backend as ops_backend
+from graphdyn.ops.edft_edges import MAX_K, edft_edges, native_refusal, reference
 from thread_counts import assert_deterministic_across_threads
 
-pytestmark = pytest.mark.skipif(not native.available(), reason="native kernels unavailable (no C compiler)")
+pytestmark = pytest.mark.skipif(not native.available(), reason="native kernels unavailable: " + str(native.status()["error"]))
 
 N, T, H, D = 5, 7, 6, 3  # K = T - 1 = 6 frequencies
 # receivers row 0, senders row 1: self-loops (2 <- 2), (4 <- 4); (1 <- 2) appears twice
@@ -62,25 +62,30 @@ def _module_run(edft, x, h, edges, seed=1):
 
 @pytest.fixture
 def spy(monkeypatch):
-    """Record whether each call of the module's edft_edges_native ran the kernel (non-None)."""
+    """Record, for each EDFT edge-op call under the native backend, whether the kernel ran."""
     calls = []
-    real = edft_module.edft_edges_native
+    real = ops_backend.use_native
 
-    def f(*args):
-        out = real(*args)
-        calls.append(out is not None)
+    def f(backend, op, refusal):
+        out = real(backend, op, refusal)
+        if op == "edft_edges" and backend != "torch":
+            calls.append(out)
         return out
 
-    monkeypatch.setattr(edft_module, "edft_edges_native", f)
+    monkeypatch.setattr(ops_backend, "use_native", f)
     return calls
 
 
+def edft_edges_native(fr, fi, w, edges, eps):
+    return edft_edges(fr, fi, w, edges, eps, backend="native")
+
+
 def _both(edft, x, h, edges, spy):
-    edft.native = True
+    edft.backend = "native"
     on = _module_run(edft, x, h, edges)
-    edft.native = False
+    edft.backend = "torch"
     off = _module_run(edft, x, h, edges)
-    edft.native = True
+    edft.backend = "native"
     return on, off
 
 
@@ -229,18 +234,23 @@ def test_edge_indices_out_of_range_raise():
         EDFT(H).double()(x, h, torch.tensor([[0, 4], [1, 0]]))
 
 
-def test_unsupported_cases_fall_back():
+def test_unsupported_cases_are_refused_with_a_reason():
     gen = torch.Generator().manual_seed(11)
     fr = torch.randn(4, 2, 3, D, generator=gen, dtype=torch.float64)
     fi = torch.randn(4, 2, 3, D, generator=gen, dtype=torch.float64)
     w = torch.rand(4, 2, 3, generator=gen, dtype=torch.float64)
     edges = torch.tensor([[0, 1], [1, 2]])
-    assert edft_edges_native(fr, fi, w, edges, 1e-9) is not None
-    assert edft_edges_native(fr, fi, w.float(), edges, 1e-9) is None  # mismatched dtypes
-    assert edft_edges_native(fr, fi.float(), w, edges, 1e-9) is None
-    assert edft_edges_native(fr, fi, w[:, :1], edges, 1e-9) is None  # a gate not of the spectra's shape
-    assert edft_edges_native(fr.requires_grad_(), fi, w, edges, 1e-9) is None
+    assert native_refusal(fr, fi, w, edges, 1e-9) is None
+    assert "dtype" in native_refusal(fr, fi, w.float(), edges, 1e-9)  # mismatched dtypes
+    assert "dtype" in native_refusal(fr, fi.float(), w, edges, 1e-9)
+    assert "gates" in native_refusal(fr, fi, w[:, :1], edges, 1e-9)  # a gate not of the spectra's shape
+    assert "gradients" in native_refusal(fr.clone().requires_grad_(), fi, w, edges, 1e-9)
     big = torch.randn(3, 1, MAX_K + 1, D, dtype=torch.float64)
-    assert edft_edges_native(big, big, None, edges, 1e-9) is None  # more frequencies than the kernel takes
+    assert "frequencies" in native_refusal(big, big, None, edges, 1e-9)
     full = torch.randn(3, 1, MAX_K, D, dtype=torch.float64)
-    assert edft_edges_native(full, full, None, edges, 1e-9) is not None
+    assert native_refusal(full, full, None, edges, 1e-9) is None
+    # the op under the native backend then runs the reference, and says why
+    ops_backend.reset_usage()
+    torch.testing.assert_close(edft_edges(big, big, None, edges, 1e-9, backend="native"),
+                               reference(big, big, None, edges, 1e-9), rtol=0, atol=0)
+    assert ops_backend.usage()["edft_edges"] == {"native": 0, "torch": 1, "reason": f"{MAX_K + 1} frequencies (the kernel takes up to {MAX_K})"}
