@@ -12,7 +12,7 @@ from typing import Any
 __version__ = "0.1.0"
 
 _EXPORTS = {
-    "Trajectory": "graphdyn.data.trajectory",
+    "Trajectory": "graphdyn.trajectory",
     "WindowDataset": "graphdyn.data.windows",
     "Batch": "graphdyn.data.windows",
     "GraphdynError": "graphdyn.errors",

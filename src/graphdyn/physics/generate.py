@@ -31,7 +31,7 @@ from typing import Any
 
 import torch
 
-from graphdyn.data.trajectory import Trajectory
+from graphdyn.trajectory import Trajectory
 from graphdyn.errors import GraphdynError
 from graphdyn.physics.integrators import Dynamics, integrator_step
 from graphdyn.physics.system import System
