@@ -54,9 +54,3 @@ def test_trainer_overhead_runs_and_reports(run_benchmark):
         assert len(row["graphdyn"]) == len(row["bare"]) == 2
         assert min(row["graphdyn"] + row["bare"]) > 0
 
-
-def test_adam_step_runs_and_reports(run_benchmark):
-    r = run_benchmark("adam_step.py", "--models", "spring_dv", "--steps", "5", "--threads", "1")
-    res = r["results"]["spring_dv"]
-    assert res["tensors"] == 8
-    assert all(v > 0 for v in res["us_per_step"].values())
