@@ -10,9 +10,8 @@ import pytest
 from typer.testing import CliRunner
 
 from graphdyn.cli.app import app, main
+from shared_fixtures import FIXTURES, needs_fixtures
 
-FIXTURES = Path(__file__).resolve().parents[2].parent / "shared" / "fixtures"
-needs_fixtures = pytest.mark.skipif(not FIXTURES.is_dir(), reason=f"shared fixtures folder not found at {FIXTURES} (clone shared/ beside the repository)")
 runner = CliRunner()
 
 

@@ -15,10 +15,9 @@ from graphdyn.evaluation.reference import DEFAULT_TOLERANCE, KINDS, check_refere
 from graphdyn.models.base import DataInfo
 from graphdyn.models.estag import ESTAG, ESTAGParams
 from graphdyn.models.registry import build_model
+from shared_fixtures import FIXTURES, needs_fixtures
 
-FIXTURES = Path(__file__).resolve().parents[2].parent / "shared" / "fixtures"
 NAMES = ("estag_reference_single.npz", "estag_reference_multi.npz")
-needs_fixtures = pytest.mark.skipif(not FIXTURES.is_dir(), reason=f"shared fixtures folder not found at {FIXTURES} (clone shared/ beside the repository)")
 
 
 @needs_fixtures

@@ -15,6 +15,7 @@ def fresh(monkeypatch, tmp_path):
     kernel's unit is built: these tests are about building and loading, and a full build (every
     kernel, about half a minute) already happens once per session for the other tests."""
     monkeypatch.setattr(native, "_state", {})
+    monkeypatch.delenv(native.REQUIRE_ENV, raising=False)  # make test sets it; these tests choose
     monkeypatch.setattr(native, "UNITS", (("edge_sum.c", "interaction.c"),))
     monkeypatch.setenv("GRAPHDYN_NATIVE_CACHE", str(tmp_path / "native"))
     return tmp_path
@@ -44,7 +45,7 @@ def test_missing_compiler_warns_once_and_layers_still_work(fresh, monkeypatch):
     torch.testing.assert_close(out, _layer_output())
 
 
-@pytest.mark.skipif(not native.available(), reason="no C compiler")
+@pytest.mark.skipif(not native.available(), reason="native kernels unavailable: " + str(native.status()["error"]))
 def test_builds_once_into_the_data_folder(fresh):
     assert native.load() is not None
     libs = list((fresh / "native").glob("graphdyn-*.so"))
@@ -56,7 +57,7 @@ def test_builds_once_into_the_data_folder(fresh):
     assert [p.name for p in (fresh / "native").iterdir()] == [libs[0].name]  # no temporary left behind
 
 
-@pytest.mark.skipif(not native.available(), reason="no C compiler")
+@pytest.mark.skipif(not native.available(), reason="native kernels unavailable: " + str(native.status()["error"]))
 def test_native_and_pytorch_paths_agree(fresh, monkeypatch):
     with_kernels = _layer_output()
     monkeypatch.setattr(native, "_state", {})
@@ -64,7 +65,7 @@ def test_native_and_pytorch_paths_agree(fresh, monkeypatch):
     torch.testing.assert_close(_layer_output(), with_kernels, rtol=1e-12, atol=1e-12)
 
 
-@pytest.mark.skipif(not native.available(), reason="no C compiler")
+@pytest.mark.skipif(not native.available(), reason="native kernels unavailable: " + str(native.status()["error"]))
 def test_a_variant_that_fails_to_link_is_not_retried_once_another_is_built(fresh, monkeypatch):
     monkeypatch.setattr(native, "VARIANTS", ((("-DGRAPHDYN_MVEC",), ("-lgraphdyn-no-such-library",)),) + native.VARIANTS[1:])
     out = fresh / "native"
@@ -81,7 +82,7 @@ def test_a_variant_that_fails_to_link_is_not_retried_once_another_is_built(fresh
     assert native._build(out) == first and compiles == []
 
 
-@pytest.mark.skipif(not native.available(), reason="no C compiler")
+@pytest.mark.skipif(not native.available(), reason="native kernels unavailable: " + str(native.status()["error"]))
 def test_every_unit_compiles_alone_and_a_compile_error_is_reported(fresh, monkeypatch):
     monkeypatch.setattr(native, "UNITS", (("edft.c",), ("edge_sum.c", "interaction.c")))
     units = native._units()
@@ -95,3 +96,49 @@ def test_every_unit_compiles_alone_and_a_compile_error_is_reported(fresh, monkey
     with pytest.raises(RuntimeError, match="missing_name"):
         native._build(fresh / "other")
     assert not list((fresh / "other").glob("*.so")) and not [p for p in (fresh / "other").iterdir() if p.is_dir()]
+
+
+def test_required_kernels_that_fail_to_build_raise_naming_the_compiler_error(fresh, monkeypatch):
+    """``GRAPHDYN_REQUIRE_NATIVE=1`` (make test): a C source with a missing ';' is an error, every
+    time it is asked, not a warning and a silent fallback."""
+    monkeypatch.setenv(native.REQUIRE_ENV, "1")
+    broken = [u + "\nint graphdyn_broken(void) { return 0 }\n" for u in native._units()]  # the missing ";"
+    monkeypatch.setattr(native, "_units", lambda: broken)
+    for _ in range(2):
+        with pytest.raises(RuntimeError, match=r"GRAPHDYN_REQUIRE_NATIVE.*(expected|error)"):
+            native.load()
+    status = native.status()
+    assert not status["compiled"] and "error" in status["error"]
+    with pytest.raises(RuntimeError, match="GRAPHDYN_REQUIRE_NATIVE"):
+        native.available()
+
+
+def test_asking_for_the_native_backend_without_kernels_is_a_one_line_error(fresh, monkeypatch):
+    from graphdyn.errors import GraphdynError
+    from graphdyn.models.base import DataInfo
+    from graphdyn.models.registry import build_model
+
+    monkeypatch.setenv("CC", "graphdyn-no-such-compiler")
+    info = DataInfo(dim=3, channels=None, node_attr_dim=1, edge_attr_dim=0, T=10, n_nodes=3, has_velocities=False)
+    with pytest.warns(UserWarning):
+        with pytest.raises(GraphdynError, match="backend 'native' asked for.*graphdyn-no-such-compiler") as err:
+            build_model("estag", {}, info, backend="native")
+    assert err.value.field == "model.backend"
+    model = build_model("estag", {}, info, backend="auto")  # auto falls back to the reference
+    assert {m.backend for m in model.modules() if isinstance(getattr(m, "backend", None), str)} == {"torch"}
+
+
+def test_make_test_fails_rather_than_skips_when_the_kernels_do_not_build(tmp_path):
+    """The suite under GRAPHDYN_REQUIRE_NATIVE=1 with a compiler that fails: exit 1 before any test, saying why."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    env = {**os.environ, native.REQUIRE_ENV: "1", "CC": "false", native.CACHE_ENV: str(tmp_path / "native")}
+    root = Path(__file__).resolve().parents[2]
+    proc = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "tests/ops/test_parity.py"],
+                          cwd=root, env=env, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 1, proc.stdout[-2000:]
+    assert "GRAPHDYN_REQUIRE_NATIVE" in proc.stdout + proc.stderr
+    assert " passed" not in proc.stdout and " skipped" not in proc.stdout

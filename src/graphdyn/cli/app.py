@@ -34,6 +34,7 @@ _COMMAND_MODULES = (
     "graphdyn.cli.data",
     "graphdyn.cli.checks",
     "graphdyn.cli.benchmark",
+    "graphdyn.cli.native",
 )
 
 for _name in _COMMAND_MODULES:

@@ -15,6 +15,7 @@ from pydantic import ValidationError
 
 from graphdyn.errors import GraphdynError
 from graphdyn.models.base import DataInfo, DynamicsModel
+from graphdyn.ops.backend import configure
 
 # name -> "module:Class". Add a model by adding its file and one line here.
 _MODELS: dict[str, str] = {
@@ -76,9 +77,11 @@ def layout_of(info: DataInfo) -> str:
     return "single" if info.channels is None else "multi"
 
 
-def build_model(name: str, params: dict[str, Any], info: DataInfo) -> DynamicsModel:
+def build_model(name: str, params: dict[str, Any], info: DataInfo, backend: str | None = None) -> DynamicsModel:
     """Instantiate a registered model or variant; invalid or unknown params, or data of a
-    layout the model does not take, raise GraphdynError."""
+    layout the model does not take, raise GraphdynError. ``backend`` picks the implementation
+    of the hot ops once for the whole model (:func:`graphdyn.ops.configure`; None:
+    ``$GRAPHDYN_BACKEND``, else ``"auto"``)."""
     cls = model_class(name)
     _, preset = resolve_model(name)
     layout = layout_of(info)
@@ -90,7 +93,12 @@ def build_model(name: str, params: dict[str, Any], info: DataInfo) -> DynamicsMo
         p = cls.Params(**{**preset, **(params or {})})
     except ValidationError as exc:
         raise GraphdynError(_first_error(exc, prefix="model.params"), field="model.params") from None
-    return cls(info, p)
+    model = cls(info, p)
+    try:
+        configure(model, backend)
+    except (ValueError, RuntimeError) as exc:
+        raise GraphdynError(str(exc), field="model.backend") from None
+    return model
 
 
 def _first_error(exc: ValidationError, prefix: str) -> str:

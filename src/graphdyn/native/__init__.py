@@ -138,7 +138,9 @@ def _compile(cc: str, flags: tuple[str, ...], libs: tuple[str, ...], units: list
     procs = [p for p in procs if p.returncode != 0] or [run([cc, *flags, *map(str, objects), "-o", str(so), *libs])]
     if procs[0].returncode == 0:
         return so
-    return " | ".join((procs[0].stderr or procs[0].stdout).strip().splitlines()[-3:])
+    lines = (procs[0].stderr or procs[0].stdout).strip().splitlines()
+    errors = [line.strip() for line in lines if "error" in line]  # the compiler's "file:line: error: ..." lines first
+    return " | ".join(errors[:3] or lines[-3:])
 
 
 # tried in order: with glibc's vector math library (SIMD exp/tanh), then without

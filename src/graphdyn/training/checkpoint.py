@@ -102,7 +102,8 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
     if int(meta.get("format_version", 0)) > FORMAT_VERSION:
         raise GraphdynError(f"checkpoint format_version {meta['format_version']} is newer than this graphdyn", path=path)
     info = DataInfo(**meta["info"])
-    model = build_model(meta["model"]["name"], meta["model"]["params"], info)
+    model = build_model(meta["model"]["name"], meta["model"]["params"], info,
+                        backend=(meta.get("config") or {}).get("model", {}).get("backend"))
     simulator = LearnedSimulator(model)
     try:
         simulator.load_state_dict(state)

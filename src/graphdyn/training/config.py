@@ -53,6 +53,10 @@ class ModelConfig(_Strict):
     #: learn the target divided by its training-set standard deviation (multiplied back at
     #: prediction time); off by default, as in the notebook
     normalize_target: bool = False
+    #: which implementation runs the hot ops (graphdyn.ops.backend): "auto" (the C kernels where
+    #: they built, else PyTorch), "torch" (the plain-autograd reference) or "native" (the kernels,
+    #: an error where they did not build); None: $GRAPHDYN_BACKEND, else "auto"
+    backend: Literal["auto", "torch", "native"] | None = None
 
 
 class NoiseConfig(_Strict):

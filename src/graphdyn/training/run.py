@@ -58,7 +58,7 @@ from pytorch_lightning.callbacks.progress.tqdm_progress import Tqdm
 from pytorch_lightning.loggers import CSVLogger, Logger
 from pytorch_lightning.plugins import TorchCheckpointIO
 
-from graphdyn import native
+from graphdyn.ops import backend as ops_backend
 from graphdyn.data.registry import DataSplits, Window, build_dataset
 from graphdyn.data.windows import WindowDataset, WindowLoader
 from graphdyn.errors import GraphdynError
@@ -110,7 +110,10 @@ def prepare(config: RunConfig) -> Prepared:
         config = config.model_copy(deep=True)
         config.model.name = default_model(config.data.source)
     pl.seed_everything(config.seed, workers=True, verbose=False)
-    native.load()  # build (or find) the native kernels now: a missing compiler warns before training starts
+    try:  # build (or find) the native kernels now: a missing compiler warns before any data is built
+        ops_backend.resolve(config.model.backend)
+    except (ValueError, RuntimeError) as exc:
+        raise GraphdynError(str(exc), field="model.backend") from None
     if config.training.threads:
         torch.set_num_threads(config.training.threads)
     if model_class(config.model.name).last_frame_only and (config.data.T or 1) > 1:
@@ -131,7 +134,7 @@ def prepare(config: RunConfig) -> Prepared:
                 field="training.unroll.strides",
             )
     info = data_info(splits.train)
-    model = build_model(config.model.name, config.model.params, info)
+    model = build_model(config.model.name, config.model.params, info, backend=config.model.backend)
     if model.needs_velocities and not info.has_velocities:
         raise GraphdynError(f"model '{config.model.name}' reads velocities, and the {config.data.source} data has none", field="model.name")
     simulator = LearnedSimulator(model, target_scale=target_std(model, splits.train) if config.model.normalize_target else None)
@@ -551,6 +554,7 @@ def fit(prep: Prepared, run_dir: Path, *, quiet: bool = False, resume: bool = Fa
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
     diverged: Diverged | None = None
+    ops_backend.reset_usage()  # what the hot ops ran during this fit (graphdyn.ops.backend)
     t0 = time.perf_counter()
     if not state["finished"]:
         try:
@@ -583,6 +587,8 @@ def fit(prep: Prepared, run_dir: Path, *, quiet: bool = False, resume: bool = Fa
         "peak_memory_kind": peak_kind,
         "best_val_loss": best_score,
         "best_epoch": best_epoch,
+        "backend": ops_backend.resolve(prep.config.model.backend),
+        "ops": ops_backend.usage(),
         "is_global_zero": trainer.is_global_zero,
         "diverged": diverged,
     }
@@ -689,6 +695,8 @@ def write_report(run_dir: Path, prep: Prepared, metrics: dict[str, Any]) -> None
             f"{_opt(fitm.get('seconds_per_epoch'), '.3g')} s per epoch; {_opt(fitm.get('samples_per_second'), '.0f')} samples/s; "
             f"peak memory {_opt(fitm.get('peak_memory_mb'), '.0f')} MiB ({fitm.get('peak_memory_kind')}).",
         ]
+        if fitm.get("ops"):
+            lines += ["", f"Hot ops (backend {fitm.get('backend')}): " + "; ".join(ops_backend.describe_usage(fitm["ops"])) + "."]
     if test is not None and "steps" in roll:  # the rollout as a simulation scientist reads it (graphdyn.evaluation.rollout.summary_lines)
         lines += ["", "## Rollout: stability, h(r), short horizon", "", *(f"- {line.strip()}" for line in summary_lines(roll))]
         lines += [f"\n![{name}](figures/{name}.png)" for name in ("hr", "bond_lengths", "short_horizon") if (run_dir / "figures" / f"{name}.png").exists()]
