@@ -1,5 +1,5 @@
 /* Edge MLP first layer + activation + sum over incoming edges, one graph at a time: the edge part
- * of interaction.c (graphdyn.nn.interaction_native).
+ * of interaction.c (graphdyn.ops.interaction).
  *
  * For a graph's directed edges e = (i <- j), with D = 2F + K inputs and H outputs:
  *

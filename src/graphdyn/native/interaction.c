@@ -1,4 +1,4 @@
-/* The whole interaction layer, forward and backward, graph by graph (graphdyn.nn.interaction_native).
+/* The whole interaction layer, forward and backward, graph by graph (graphdyn.ops.interaction).
  *
  * For graph b, with x_bn = [h_bn, S_bn, deg_n] (D = F + H + 1) built by F(fwd_graph) of edge_sum.c:
  *
@@ -6,7 +6,7 @@
  *     out_bn = Wn2 act(z_bn) + bn2    (Wn2 [O, H], out [B, N, O])
  *
  * The exported functions take the layer's own parameters and compose W1 from the node MLP's first
- * layer and the edge MLP's last (F(compose); see message_passing.py), and map the gradients back
+ * layer and the edge MLP's last (F(compose); see graphdyn/ops/interaction.py), and map the gradients back
  * to those parameters (F(uncompose)). The forward pass writes x [B, N, D] and z [B, N, H] to xs,
  * zs when they are given (a pass that will be differentiated); the backward pass reads them
  * there, or recomputes them per graph in thread-local scratch when they are NULL. Backward for
@@ -17,8 +17,9 @@
  *
  * and then the edge part's backward of edge_sum.c with gS. Per-thread gradient blocks (padded to
  * cache lines, [gWe1t (De H), gbe1 (H), gW1t (D H), gbn1 (H), gWn2 (O H), gbn2 (O)], De = 2F + K)
- * are summed in thread order. Only hidden width 32 is compiled (each width multiplies the compile
- * time): both functions return 0, 1 when memory ran out, 2 for another width.
+ * are summed in thread order. Only hidden width LIN_MAXH (native/__init__.py LIMITS: 32, the
+ * notebook's) is compiled (each width multiplies the compile time): both functions return 0, 1 when
+ * memory ran out, 2 for another width.
  */
 
 #ifndef NODE_BLOCK
@@ -104,7 +105,7 @@ int F(interaction_fwd)(const real *h, const real *ea, int64_t ea_bstride, const 
                        int64_t B, int64_t N, int64_t E, int64_t Fd, int64_t K, int64_t H, int64_t O, int act,
                        int nthreads) {
     const int64_t D = Fd + H + 1, De = 2 * Fd + K;
-    if (H != 32) return 2; /* compiled for the notebook's width only (see interaction_native.WIDTHS) */
+    if (H != LIN_MAXH) return 2; /* compiled for one width only (graphdyn.ops.interaction.WIDTH) */
     F(compose)(We1, W2, b2, Wn1, wk, De, Fd, H);
     const real *We1t = wk, *W1t = wk + De * H + H * D;
     int failed = 0;
@@ -118,7 +119,7 @@ int F(interaction_fwd)(const real *h, const real *ea, int64_t ea_bstride, const 
             const real *hb = h + b * N * Fd, *eab = K ? ea + b * ea_bstride : NULL;
             real *outb = out + b * N * O, *xb = xs ? xs + b * N * D : x, *zsb = zs ? zs + b * N * H : NULL;
             switch (H) {
-                case 32: F(layer_fwd_graph)(hb, eab, recv, send, We1t, be1, W1t, bn1, Wn2, bn2, outb, N, E, Fd, K, 32, O, act, xb, zsb); break;
+                case LIN_MAXH: F(layer_fwd_graph)(hb, eab, recv, send, We1t, be1, W1t, bn1, Wn2, bn2, outb, N, E, Fd, K, LIN_MAXH, O, act, xb, zsb); break;
             }
         }
         free(x);
@@ -252,7 +253,7 @@ int F(interaction_bwd)(const real *h, const real *ea, int64_t ea_bstride, const 
                        real *gea, real *const *gparams, int64_t B, int64_t N, int64_t E, int64_t Fd, int64_t K, int64_t H,
                        int64_t O, int act, int nthreads) {
     const int64_t De = 2 * Fd + K, D = Fd + H + 1;
-    if (H != 32) return 2;
+    if (H != LIN_MAXH) return 2;
     const real *We1t = wk, *W1 = wk + De * H, *W1t = W1 + H * D;
     const int shared_ea = gea && ea_bstride == 0;
     const int64_t nblock = De * H + H + D * H + H + O * H + O;
@@ -280,7 +281,7 @@ int F(interaction_bwd)(const real *h, const real *ea, int64_t ea_bstride, const 
             real *ghb = gh ? gh + b * N * Fd : NULL, *geab = gea && !shared_ea ? gea + b * ea_bstride : NULL;
             const real *xsb = xs ? xs + b * N * D : NULL, *zsb = zs ? zs + b * N * H : NULL;
             switch (H) {
-                case 32: F(layer_bwd_graph)(hb, eab, recv, send, We1t, be1, W1t, W1, bn1, Wn2, goutb, ghb, geab, shared_ea, tWe1, tbe1, tW1, tbn1, tWn2, tbn2, tea, N, E, Fd, K, 32, O, act, x, xsb, zsb, gx); break;
+                case LIN_MAXH: F(layer_bwd_graph)(hb, eab, recv, send, We1t, be1, W1t, W1, bn1, Wn2, goutb, ghb, geab, shared_ea, tWe1, tbe1, tW1, tbn1, tWn2, tbn2, tea, N, E, Fd, K, LIN_MAXH, O, act, x, xsb, zsb, gx); break;
             }
         }
         free(x);
