@@ -1,8 +1,7 @@
 /* ESTAG's temporal attention (ETM), forward and backward, one node row at a time
- * (graphdyn.nn.attention_native).
+ * (graphdyn.ops.temporal_attention, which registers it as the custom ops graphdyn::temporal_attention[_backward]).
  *
- * The same function as graphdyn/nn/attention_fused.py (its docstring has the math and the
- * hand-derived backward). Per row r (one node of one graph) of h [R, T, H] and
+ * The same function as the op's reference (its module docstring has the math). Per row r (one node of one graph) of h [R, T, H] and
  * x [R, T, C, D] (C = 1 for single-channel coordinates), with g = 0, 1, 2 for q, k, v:
  *
  *     [q|k|v]_g(t) = act(W2_g act(W1_g h(t) + b1_g) + b2_g)

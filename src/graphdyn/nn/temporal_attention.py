@@ -16,6 +16,10 @@ causal mask, frame 0 attends only to itself and its coordinates never move.
 Shapes (``...`` batch axes, e.g. ``N, B``; time is the axis before features)::
 
     h [..., T, H],  x [..., T, D] or [..., T, C, D]  ->  (h, x) of the same shapes
+
+The update is the op :func:`graphdyn.ops.temporal_attention` (reference or C kernel, as the
+layer's ``backend`` says: see :mod:`graphdyn.ops.backend`) on the MLPs' weights, the three
+projections stacked.
 """
 
 from __future__ import annotations
@@ -23,9 +27,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from graphdyn.nn import attention_fused
-from graphdyn.nn.attention_fused import ACTS, AttentionConfig, temporal_attention
 from graphdyn.nn.mlp import MLP
+from graphdyn.ops.temporal_attention import temporal_attention
 
 
 class TemporalAttention(nn.Module):
@@ -39,8 +42,6 @@ class TemporalAttention(nn.Module):
         sign: +1 uses ``x(s) - x(t)``, -1 uses ``x(t) - x(s)``; None picks +1 single-channel
             and -1 multi-channel (the authors' choices).
         coord_gain: Xavier-uniform gain of the last coordinate Linear (None: default init).
-        fused: run as the chunked autograd op :func:`graphdyn.nn.attention_fused.temporal_attention`
-            (same numbers, faster, far less memory in training); False uses plain autograd.
     """
 
     def __init__(
@@ -52,14 +53,15 @@ class TemporalAttention(nn.Module):
         causal: bool = True,
         sign: int | None = None,
         coord_gain: float | None = 0.001,
-        fused: bool = True,
     ):
         super().__init__()
         self.act = act
-        self.fused = fused
         self.channels = channels
         self.causal = causal
         self.sign = (1 if channels is None else -1) if sign is None else sign
+        if self.sign not in (1, -1):
+            raise ValueError(f"sign must be +1 or -1, got {sign!r}")
+        self.backend = "auto"  # set once per model by graphdyn.ops.configure
         self.query = MLP([hidden, hidden, hidden], act=act, final_act=True)
         self.key = MLP([hidden, hidden, hidden], act=act, final_act=True)
         self.value = MLP([hidden, hidden, hidden], act=act, final_act=True)
@@ -69,42 +71,11 @@ class TemporalAttention(nn.Module):
 
     def forward(self, h: torch.Tensor, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Update ``(h, x)``; shapes in the module docstring."""
-        if self.fused and self.act in ACTS:
-            return self._forward_fused(h, x)
-        T = h.shape[-2]
-        q, k, v = self.query(h), self.key(h), self.value(h)
-        scores = q @ k.transpose(-1, -2)  # [..., T, S]
-        if self.causal:
-            mask = torch.ones(T, T, dtype=torch.bool, device=h.device).triu_(1)
-            scores = scores + torch.zeros(T, T, dtype=h.dtype, device=h.device).masked_fill_(mask, float("-inf"))
-        # softmax over s written out: PyTorch's kernel is slow on a last axis this short (T ~ 10);
-        # the max is a constant shift (no gradient in exact arithmetic), so it is detached
-        e = (scores - scores.detach().amax(-1, keepdim=True)).exp()
-        alpha = e / e.sum(-1, keepdim=True)
-        h = h + alpha @ v
-        phi = self.coord(v)  # [..., S, 1 | C]
-        # sum_s a(t,s) phi(s) (x(s) - x(t)) = (beta @ x)(t) - x(t) sum_s beta(t,s), beta = a * phi(s);
-        # coordinates are first taken relative to the last frame so the difference of the two
-        # terms cancels little even for far-from-origin coordinates in float32.
-        y = x - x[..., -1:, :] if self.channels is None else x - x[..., -1:, :, :]
-        if self.channels is None:
-            beta = alpha * phi.transpose(-1, -2)  # [..., T, S]
-            delta = beta @ y - y * beta.sum(-1, keepdim=True)
-        else:
-            beta = alpha.unsqueeze(-3) * phi.movedim(-1, -2).unsqueeze(-2)  # [..., C, T, S]
-            yc = y.movedim(-2, -3)  # [..., C, T, D]
-            delta = (beta @ yc - yc * beta.sum(-1, keepdim=True)).movedim(-3, -2)  # [..., T, C, D]
-        return h, x + delta if self.sign > 0 else x - delta
-
-    def _forward_fused(self, h: torch.Tensor, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        mlps = (self.query, self.key, self.value)
-        # the three projections read the same h: one stacked first layer, one block-diagonal second
-        W1 = torch.cat([m[0].weight for m in mlps])
-        b1 = torch.cat([m[0].bias for m in mlps])
-        W2 = torch.block_diag(*(m[2].weight for m in mlps))
-        b2 = torch.cat([m[2].bias for m in mlps])
-        cfg = AttentionConfig(act=self.act, slope=getattr(self.query[1], "negative_slope", 0.2), channels=self.channels,
-                              causal=self.causal, sign=self.sign, chunk_rows=attention_fused.CHUNK_ROWS,
-                              store_bytes=attention_fused.STORE_BYTES)
+        qkv = (self.query, self.key, self.value)
+        W1 = torch.stack([m[0].weight for m in qkv])  # [3, H, H]
+        b1 = torch.stack([m[0].bias for m in qkv])  # [3, H]
+        W2 = torch.stack([m[2].weight for m in qkv])
+        b2 = torch.stack([m[2].bias for m in qkv])
         c = self.coord
-        return temporal_attention(h, x, W1, b1, W2, b2, c[0].weight, c[0].bias, c[2].weight, cfg)
+        return temporal_attention(h, x, W1, b1, W2, b2, c[0].weight, c[0].bias, c[2].weight, self.act, self.causal,
+                                  self.sign, self.backend)
