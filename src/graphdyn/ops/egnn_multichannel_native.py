@@ -242,14 +242,21 @@ def native_refusal(h, W1, b1, x, Q, Wr, W2, b2, Wc1, bc1, Wc2, edge_index, cfg) 
     return why
 
 
+def native_call(h, W1, b1, x, Q, Wr, W2, b2, Wc1, bc1, Wc2, edge_index, cfg):
+    """(custom op, its arguments) for a call the kernel takes (:func:`native_refusal` is None);
+    checks the edges. ``cfg``: attributes ``act, slope, clamp, update_coords`` (the hook of
+    :mod:`graphdyn.ops.egnn_edges`)."""
+    recv, send = native.check_edges(edge_index, h.shape[0])
+    rep = 1 if Q is None else _broadcast_rows(Q, h)
+    clampv = -1.0 if cfg.clamp is None else float(cfg.clamp)
+    coord = (Wc1, bc1, Wc2) if cfg.update_coords else (None, None, None)
+    return _mc_forward, (h, W1, b1, x, Q, Wr, W2, b2, *coord, recv, send, rep, ACT_CODES[cfg.act], float(cfg.slope), clampv)
+
+
 def egnn_edges_mc_native(h, W1, b1, x, Q, Wr, W2, b2, Wc1, bc1, Wc2, edge_index, cfg):
     """:func:`graphdyn.nn.egnn_fused.egnn_edges` through the native kernel (same arguments and
     returns), or ``None`` where it does not apply (:func:`native_refusal`)."""
     if native_refusal(h, W1, b1, x, Q, Wr, W2, b2, Wc1, bc1, Wc2, edge_index, cfg) is not None:
         return None
-    recv, send = native.check_edges(edge_index, h.shape[0])
-    rep = 1 if Q is None else _broadcast_rows(Q, h)
-    clampv = -1.0 if cfg.clamp is None else float(cfg.clamp)
-    coord = (Wc1, bc1, Wc2) if cfg.update_coords else (None, None, None)
-    return torch.ops.graphdyn.egnn_edges_mc(h, W1, b1, x, Q, Wr, W2, b2, *coord, recv, send, rep,
-                                            ACT_CODES[cfg.act], float(cfg.slope), clampv)
+    op, args = native_call(h, W1, b1, x, Q, Wr, W2, b2, Wc1, bc1, Wc2, edge_index, cfg)
+    return op(*args)
