@@ -2,8 +2,8 @@
 
 Times one forward pass and one forward + backward pass of ``InteractionLayer`` on a batch of
 3-mass spring chains (the notebook's graph: 4 directed edges, node features ``[x, v]``, hidden 32,
-one output), float32, for the fused C kernel (``native=True``) and the plain PyTorch path
-(``native=False``), at 1 and 2 threads. The inputs need no gradient (as in training: the
+one output), float32, under the native backend (the C kernel as a custom op) and the torch
+backend (the op's plain-autograd reference), at 1 and 2 threads. The inputs need no gradient (as in training: the
 weights do). Median of ``--repeats`` timings after a warm-up.
 
 Usage::
@@ -58,12 +58,12 @@ def main() -> None:
     for threads in args.threads:
         torch.set_num_threads(threads)
         row = {}
-        for use_native in (True, False):
-            layer.native = use_native
+        for backend in ("native", "torch"):
+            layer.backend = backend
             fwd = timed(lambda: layer(h, EDGES), args.repeats)
             both = timed(lambda: torch.autograd.backward(layer(h, EDGES), g), args.repeats)
-            row[use_native] = (fwd, both)
-        (nf, nb), (pf, pb) = row[True], row[False]
+            row[backend] = (fwd, both)
+        (nf, nb), (pf, pb) = row["native"], row["torch"]
         print(f"threads={threads}: forward {nf:.3f} ms native / {pf:.3f} ms PyTorch ({pf / nf:.1f}x); "
               f"forward+backward {nb:.3f} ms / {pb:.3f} ms ({pb / nb:.1f}x)")
 

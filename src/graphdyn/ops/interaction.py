@@ -179,6 +179,7 @@ def _setup(ctx, inputs, output):
     h, edge_attr, we1, be1, w2, b2, wn1, bn1, wn2, bn2, recv, send, act, keep = inputs
     _, wk, xs, zs = output
     ctx.mark_non_differentiable(wk, xs, zs)
+    ctx.set_materialize_grads(False)  # no zero-filled gradients for the three outputs above
     ctx.save_for_backward(h, edge_attr, we1, be1, w2, b2, wn1, bn1, wn2, bn2, recv, send, wk, xs, zs)
     ctx.act = act
 
@@ -186,6 +187,8 @@ def _setup(ctx, inputs, output):
 def _backward(ctx, g_out, *_):
     h, edge_attr, *params, recv, send, wk, xs, zs = ctx.saved_tensors
     need = ctx.needs_input_grad
+    if g_out is None:  # out was not used (grads are not materialised)
+        g_out = torch.zeros(h.shape[0], h.shape[1], params[6].shape[0], dtype=h.dtype)
     gh, gea, *g_params = _interaction_native_backward(h, edge_attr, *params, recv, send, wk, xs, zs, g_out, ctx.act,
                                                       need[0], edge_attr is not None and need[1])
     return (gh if need[0] else None, gea if edge_attr is not None and need[1] else None,
