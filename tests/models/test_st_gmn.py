@@ -1,10 +1,11 @@
-"""ST_GMN: multi-channel only, the authors' settings, two passes, the clamp (fused = plain), frames independent."""
+"""ST_GMN: multi-channel only, the authors' settings, two passes, the clamp (native = torch backend), frames independent."""
 
 from __future__ import annotations
 
 import pytest
 import torch
 
+from graphdyn import native
 from graphdyn.data.windows import Batch
 from graphdyn.errors import GraphdynError
 from graphdyn.models.base import DEFAULT_SYMMETRIES, DataInfo
@@ -75,7 +76,7 @@ def test_the_second_pass_continues_from_the_first():
     torch.testing.assert_close(twice, torch.einsum("t,btncd->bncd", w, trace["pass.1.layers.1.x"]))
 
 
-def test_the_clamp_bites_on_large_coordinates_and_the_fused_path_applies_it():
+def test_the_clamp_bites_on_large_coordinates_and_both_backends_apply_it():
     model, batch = make(scale=300.0)
     enliven(model, scale=2.0)
     loose, _ = make({"clamp": None}, scale=300.0)
@@ -83,9 +84,9 @@ def test_the_clamp_bites_on_large_coordinates_and_the_fused_path_applies_it():
     assert (model(batch) - loose(batch)).abs().max() > 1.0
     x = batch.x.clone().requires_grad_()
     results = []
-    for fused in (True, False):
+    for backend in ("native" if native.available() else "torch", "torch"):
         for layer in model.net.layers:
-            layer.fused = fused
+            layer.backend = backend
         out = model(Batch(**{**batch.__dict__, "x": x}))
         grads = torch.autograd.grad((out**2).mean(), [x, *model.parameters()], allow_unused=True)
         results.append((out, grads))

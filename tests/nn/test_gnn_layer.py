@@ -1,11 +1,13 @@
-"""GNNLayer: the update rule against a direct evaluation, both layouts, fused vs plain, edge attributes."""
+"""GNNLayer: the update rule against a direct evaluation, both layouts, native vs torch backend, edge attributes."""
 
 from __future__ import annotations
 
 import pytest
 import torch
 
+from graphdyn import native
 from graphdyn.nn.gnn_layer import GNNLayer
+from graphdyn.ops import backend as ops_backend
 
 N, H, K = 5, 6, 3
 # node 4 sends but receives nothing
@@ -42,15 +44,21 @@ def test_matches_the_update_rule_in_both_layouts():
 
 
 @pytest.mark.parametrize("act,width", [("silu", H), ("leaky_relu", H), ("silu", 16)])  # 16: the C kernels' width
-def test_fused_node_major_path_equals_plain_autograd(act, width):
+def test_native_backend_equals_torch_backend(act, width):
     g = torch.Generator().manual_seed(2)
     h = torch.randn(N, 2, 3, width, generator=g, dtype=torch.float64, requires_grad=True)
     e = torch.randn(EDGES.shape[1], 1, 1, K, generator=g, dtype=torch.float64)
     results = []
-    for fused in (True, False):
+    backends = ("native", "torch") if native.available() else ("torch", "torch")
+    for backend in backends:
         torch.manual_seed(0)
-        lay = GNNLayer(width, edge_attr_dim=K, act=act, fused=fused).double()
+        lay = GNNLayer(width, edge_attr_dim=K, act=act).double()
+        lay.backend = backend
+        ops_backend.reset_usage()
         out = lay(h, EDGES, e, node_dim=0)
+        if backend == "native":  # the kernels ran where they take the call
+            takes = width == 16 and act in native.ACTS
+            assert ops_backend.usage()["egnn_edges"]["native"] == ops_backend.usage()["node_update"]["native"] == int(takes)
         grads = torch.autograd.grad((out**2).sum(), [h, *lay.parameters()])
         results.append((out, grads))
     torch.testing.assert_close(results[0][0], results[1][0], rtol=1e-12, atol=1e-12)

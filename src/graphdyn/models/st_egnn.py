@@ -15,7 +15,7 @@ C D-vectors per node): LeakyReLU(0.2), radial = the normalised C x C Gram matrix
 ``D_ij = X_i - X_j``, one coordinate weight per channel (``X_i += w mean_j diag(phi_x) D_ij``),
 w = 3.0, no clamp. These are the authors' settings; ``clamp``/``coord_weight``/``act`` override
 them. The layers are :class:`graphdyn.nn.egnn.EGNNLayer`, run node-major by
-:class:`graphdyn.nn.per_frame.PerFrameNetwork` (fused path). Every step is E(n)-equivariant per
+:class:`graphdyn.nn.per_frame.PerFrameNetwork` (node-major). Every step is E(n)-equivariant per
 frame (the clamp acts per Cartesian component, so exactly only while inactive, as in EGNN) and
 the pooling is an affine combination, so the output is E(n) x S_N-equivariant; a different shift
 per frame moves it by the weighted mean of the shifts, not with the last frame.

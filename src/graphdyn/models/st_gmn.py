@@ -22,7 +22,7 @@ the output.) The reading is ours (unverified): no fixture covers ST_GMN.
 
 The activation is LeakyReLU(0.2), as in the authors' other multi-channel (AdK) models
 (unverified for this one). The layers are :class:`graphdyn.nn.egnn.EGNNLayer`, run node-major by
-:class:`graphdyn.nn.per_frame.PerFrameNetwork` (fused path). E(n) x S_N-equivariant: every
+:class:`graphdyn.nn.per_frame.PerFrameNetwork` (node-major). E(n) x S_N-equivariant: every
 step is equivariant per frame (the clamp acts on each Cartesian component, so it is exactly
 equivariant only while inactive, as in EGNN) and the pooling is an affine combination.
 

@@ -1,13 +1,22 @@
-/* The per-edge part of a single-channel EGNN layer, forward and backward (graphdyn.nn.egnn_native).
+/* The per-edge part of a single-channel EGNN layer, forward and backward (graphdyn.ops.egnn_edges).
  *
- * The same function as graphdyn/nn/egnn_fused.py (its docstring has the math and the
- * hand-derived backward), for node-major tensors h [N, R, H], x [N, R, D] (R = all batch rows,
- * e.g. B T) and edges e = (i <- j), per row r:
+ * The function of graphdyn/ops/egnn_edges.py's reference (its docstring has the math), for
+ * node-major tensors h [N, R, H], x [N, R, D] (R = all batch rows, e.g. B T) and edges
+ * e = (i <- j), per row r:
  *
  *     P = Wi h + b1    S = Wj h                          node level (the first Linear's h blocks)
  *     d = x_ir - x_jr    q = |d|^2    z1 = P_ir + S_jr + Wr q    m = act(W2 act(z1) + b2)
  *     phi = Wc2 . act(Wc1 m + bc1)    t = clamp(u phi)  (u = d, or d / |d| with unit)
  *     M_ir += m    X_ir += t
+ *
+ * Backward, per edge row (act' at the recomputed pre-activations; G_M, G_X the incoming gradients):
+ *
+ *     g_t   = G_X[i], zero where the clamp acted     g_phi = <g_t, u>
+ *     g_z3  = act'(z3) (Wc2^T g_phi)                 g_m   = G_M[i] + Wc1^T g_z3
+ *     g_z2  = act'(z2) g_m                           g_z1  = act'(z1) (W2^T g_z2)  -> g_P at i, g_S at j, g_Q
+ *     g_d   = 2 d (Wr . g_z1) + g_u                  (g_u = phi g_t; with unit vectors
+ *                                                     (phi g_t - u <u, phi g_t>) / |d| instead)
+ *     g_x   = g_d at i, -g_d at j;  g_h = Wi^T g_P + Wj^T g_S;  weight gradients: outer products
  *
  * Threads own ranges of rows r, so every write to M, X and the input gradients of a row comes
  * from one thread; weight gradients go to per-thread buffers summed in thread order. A thread

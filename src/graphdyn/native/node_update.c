@@ -1,4 +1,4 @@
-/* EGNN's residual node update, forward and backward (graphdyn.nn.node_update_fused's native path).
+/* EGNN's residual node update, forward and backward (graphdyn.ops.node_update).
  *
  * For rows r of h, g [rows, H] (node-major, rows = nodes x batch entries) and projected extra
  * node inputs q [rows / rep, H] (row r reads q row r / rep; NULL: none)::

@@ -26,26 +26,25 @@ axis just before the feature axis)::
     node_attr  broadcastable to [..., N, K_n]
     -> (h [..., N, H], x like the input)
 
-The same layer also runs node-major, ``h [N, ..., H]`` with ``node_dim=0``: gathers and
-scatters then move contiguous blocks, which is several times faster on CPU. Node-major, the
-per-edge part and the node update run as chunked autograd ops (``fused``, on by default; see
-:mod:`graphdyn.nn.egnn_fused`) that bound the memory a training step needs for edge-sized intermediates.
+The layer also runs node-major, ``h [N, ..., H]`` with ``node_dim=0`` (what ESTAG and the
+per-frame models do): gathers and scatters then move contiguous blocks. The per-edge part and
+the node update are the ops :func:`graphdyn.ops.egnn_edges` and :func:`graphdyn.ops.node_update`,
+which take node-major tensors: in another layout the layer moves the node axis to the front and
+back. ``self.backend`` (set by :func:`graphdyn.ops.configure`) picks their implementation.
 """
 
 from __future__ import annotations
 
-from dataclasses import replace
 from typing import Literal
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from graphdyn.nn import egnn_fused, node_update_fused
-from graphdyn.nn.egnn_fused import ACTS, EdgeConfig, egnn_edges
 from graphdyn.nn.mlp import MLP
-from graphdyn.nn.node_update_fused import node_update
 from graphdyn.nn.scatter import in_degree
+from graphdyn.ops.egnn_edges import egnn_edges
+from graphdyn.ops.node_update import node_update
 
 
 class EGNNLayer(nn.Module):
@@ -65,9 +64,9 @@ class EGNNLayer(nn.Module):
         coord_weight: factor ``w`` of the coordinate update.
         coord_gain: Xavier-uniform gain of the last coordinate Linear (None: PyTorch default init).
         update_coords: False leaves x unchanged (an invariant GNN layer).
-        fused: in the node-major layout (``node_dim=0``), run the per-edge part as the chunked
-            autograd op :func:`graphdyn.nn.egnn_fused.egnn_edges` (same numbers, several times
-            faster and far less memory in training); False always uses plain autograd.
+
+    ``backend`` (attribute, ``"auto"`` until :func:`graphdyn.ops.configure` sets it): the
+    implementation of the ops (:mod:`graphdyn.ops.backend`).
     """
 
     def __init__(
@@ -85,7 +84,6 @@ class EGNNLayer(nn.Module):
         coord_weight: float = 1.0,
         coord_gain: float | None = 0.001,
         update_coords: bool = True,
-        fused: bool = True,
     ):
         super().__init__()
         if message_agg not in ("sum", "mean") or coord_agg not in ("sum", "mean"):
@@ -104,7 +102,7 @@ class EGNNLayer(nn.Module):
         self.coord_weight = coord_weight
         self.update_coords = update_coords
         self.act = act
-        self.fused = fused
+        self.backend = "auto"
         self.message = MLP([2 * hidden + self.radial_dim + edge_attr_dim, hidden, hidden], act=act, final_act=True)
         self.node = MLP([2 * hidden + node_attr_dim, hidden, hidden], act=act)
         if update_coords:
@@ -123,110 +121,50 @@ class EGNNLayer(nn.Module):
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """Update ``(h, x)``; shapes in the module docstring. ``node_dim`` defaults to ``h.dim() - 2``."""
         nd = h.dim() - 2 if node_dim is None else node_dim % h.dim()
-        n_nodes = h.shape[nd]
-        i, j = edge_index[0], edge_index[1]
-        H = self.hidden
-        if self.fused and nd == 0 and self.act in ACTS and (edge_attr is None or edge_attr.dim() == h.dim()):
-            return self._forward_fused(h, x, edge_index, edge_attr, node_attr, n_nodes)
-
-        d = x.index_select(nd, i) - x.index_select(nd, j)  # [..., E, (C,) D]
-        if self.channels is None:
-            radial = (d * d).sum(-1, keepdim=True)  # [..., E, 1]
-        else:
-            gram = d @ d.transpose(-1, -2)  # [..., E, C, C]
-            gram = gram.flatten(-2)
-            radial = gram / gram.norm(dim=-1, keepdim=True).clamp_min(1e-12)
-
-        # The first message Linear acts on [h_i, h_j, r, e]; applying its column blocks to the
-        # N node rows before gathering, and to e before it is broadcast over frames, is the same
-        # sum with far fewer multiply-adds than concatenating per-edge inputs.
-        # In-place adds below are safe for autograd (an add's backward needs no inputs) and save
-        # allocating several [..., E, H] tensors per layer.
-        lin = self.message[0]
-        w = lin.weight
-        pre = F.linear(h, w[:, :H], lin.bias).index_select(nd, i)
-        pre += F.linear(h, w[:, H : 2 * H]).index_select(nd, j)
-        if self.channels is None:
-            pre.addcmul_(radial, w[:, 2 * H])  # a width-1 Linear is a broadcast multiply
-        else:
-            pre += F.linear(radial, w[:, 2 * H : 2 * H + self.radial_dim])
-        if self.edge_attr_dim:
-            if edge_attr is None:
-                raise ValueError(f"this layer expects edge attributes of width {self.edge_attr_dim}")
-            pre += F.linear(edge_attr, w[:, 2 * H + self.radial_dim :])
-        m = self.message[3](self.message[2](self.message[1](pre)))  # [..., E, H]
-
-        deg = None
-        if self.update_coords:
-            phi = self.coord(m)  # [..., E, 1] or [..., E, C]
-            if self.channels is None:
-                u = d / d.norm(dim=-1, keepdim=True) if self.unit_vectors else d
-                trans = u * phi
-            else:
-                trans = d * phi.unsqueeze(-1)
-            if self.clamp is not None:
-                trans = trans.clamp(-self.clamp, self.clamp)
-            agg_x = _sum_at(trans, i, n_nodes, nd)
-            if self.coord_agg == "mean":
-                deg = _inverse_degree(i, n_nodes, nd, agg_x)
-                agg_x = agg_x * deg
-            x = x + self.coord_weight * agg_x if self.coord_weight != 1.0 else x + agg_x
-
-        agg_h = _sum_at(m, i, n_nodes, nd)  # [..., N, H]
-        return self._node_update(h, agg_h, node_attr, i, n_nodes, nd), x
-
-    def _forward_fused(self, h, x, edge_index, edge_attr, node_attr, n_nodes):
-        """Node-major forward with the per-edge part in one chunked autograd op."""
+        if nd != 0:  # the ops take node-major tensors
+            e = _node_major(edge_attr, h.dim(), nd)
+            a = _node_major(node_attr, h.dim(), nd)
+            h, x = self.forward(h.movedim(nd, 0), x.movedim(nd, 0), edge_index, e, a, node_dim=0)
+            return h.movedim(0, nd), x.movedim(0, nd)
+        n_nodes = h.shape[0]
+        i = edge_index[0]
         H, R = self.hidden, self.radial_dim
-        lin = self.message[0]
-        w = lin.weight
+        w = self.message[0].weight
         Q = None
         if self.edge_attr_dim:
             if edge_attr is None:
                 raise ValueError(f"this layer expects edge attributes of width {self.edge_attr_dim}")
+            # the first Linear's edge-attribute block acts on e before it is broadcast over batch axes
             Q = F.linear(edge_attr, w[:, 2 * H + R :])
+            Q = Q.reshape((1,) * (h.dim() - Q.dim()) + Q.shape)
         coord = (self.coord[0].weight, self.coord[0].bias, self.coord[2].weight) if self.update_coords else (None,) * 3
-        slope = getattr(self.message[1], "negative_slope", 0.2)
-        cfg = EdgeConfig(act=self.act, slope=slope, channels=self.channels, unit_vectors=self.unit_vectors,
-                         clamp=self.clamp, update_coords=self.update_coords,
-                         chunk_rows=egnn_fused.CHUNK_ROWS, store_bytes=egnn_fused.STORE_BYTES)
-        agg_h, agg_x = egnn_edges(h, w[:, : 2 * H], lin.bias, x, Q, w[:, 2 * H : 2 * H + R], self.message[2].weight,
-                                  self.message[2].bias, *coord, edge_index, cfg)
-        i = edge_index[0]
+        agg_h, agg_x = egnn_edges(h, w[:, : 2 * H], self.message[0].bias, x, Q, w[:, 2 * H : 2 * H + R],
+                                  self.message[2].weight, self.message[2].bias, *coord, edge_index, act=self.act,
+                                  unit_vectors=self.unit_vectors, clamp=self.clamp, backend=self.backend)
         if self.update_coords:
             if self.coord_agg == "mean":
                 agg_x = agg_x * _inverse_degree(i, n_nodes, 0, agg_x)
             x = x + self.coord_weight * agg_x if self.coord_weight != 1.0 else x + agg_x
-        return self._node_update(h, agg_h, node_attr, i, n_nodes, 0, cfg), x
-
-    def _node_update(self, h, agg_h, node_attr, i, n_nodes, nd, cfg: EdgeConfig | None = None):
-        """h + phi_h([h, AGG m, a]) from the summed messages (``cfg``: as one chunked op)."""
-        H = self.hidden
         if self.message_agg == "mean":
-            agg_h = agg_h * _inverse_degree(i, n_nodes, nd, agg_h)
-        lin = self.node[0]
-        w = lin.weight
-        if cfg is not None and (node_attr is None or node_attr.dim() == h.dim()):
-            q = None
-            if self.node_attr_dim:
-                if node_attr is None:
-                    raise ValueError(f"this layer expects node attributes of width {self.node_attr_dim}")
-                q = F.linear(node_attr, w[:, 2 * H :])
-            cfg = replace(cfg, chunk_rows=node_update_fused.CHUNK_ROWS)
-            return node_update(h, agg_h, q, w[:, :H], w[:, H : 2 * H], lin.bias, self.node[2].weight, self.node[2].bias, cfg)
-        pre = F.linear(h, w[:, :H], lin.bias) + F.linear(agg_h, w[:, H : 2 * H])
+            agg_h = agg_h * _inverse_degree(i, n_nodes, 0, agg_h)
+        w = self.node[0].weight
+        q = None
         if self.node_attr_dim:
             if node_attr is None:
                 raise ValueError(f"this layer expects node attributes of width {self.node_attr_dim}")
-            pre = pre + F.linear(node_attr, w[:, 2 * H :])
-        return h + self.node[2](self.node[1](pre))
+            q = F.linear(node_attr, w[:, 2 * H :])
+            q = q.reshape((1,) * (h.dim() - q.dim()) + q.shape)
+        h = node_update(h, agg_h, q, w[:, :H], w[:, H : 2 * H], self.node[0].bias, self.node[2].weight, self.node[2].bias,
+                        act=self.act, backend=self.backend)
+        return h, x
 
 
-def _sum_at(src: torch.Tensor, index: torch.Tensor, n_nodes: int, dim: int) -> torch.Tensor:
-    """Sum ``src`` rows along ``dim`` into ``n_nodes`` slots named by ``index`` (index_add_)."""
-    shape = list(src.shape)
-    shape[dim] = n_nodes
-    return src.new_zeros(shape).index_add_(dim, index, src)
+def _node_major(t: torch.Tensor | None, dims: int, nd: int) -> torch.Tensor | None:
+    """Edge or node attributes broadcastable to ``[..., N or E, K]`` (node axis ``nd`` of ``dims``
+    axes) with their node or edge axis moved to the front, as the ops take them."""
+    if t is None:
+        return None
+    return t.reshape((1,) * (dims - t.dim()) + t.shape).movedim(nd, 0)
 
 
 def _inverse_degree(index: torch.Tensor, n_nodes: int, dim: int, like: torch.Tensor) -> torch.Tensor:

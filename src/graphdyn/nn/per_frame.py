@@ -18,8 +18,8 @@ prediction::
 (:class:`graphdyn.nn.egnn.EGNNLayer`), feature-only layers ``layer(h, edge_index, edge_attr=e,
 node_dim=0) -> h`` (:class:`graphdyn.nn.gnn_layer.GNNLayer`); which one is given by whether a
 ``decoder`` is given. Internally every tensor is node-major, ``[N, B, T, ...]``: the frames are
-just batch axes to the layers, gathers and scatters move contiguous blocks, and EGNNLayer takes
-its fused path. Edge attributes ``[E, K]`` are shared by all graphs and frames.
+just batch axes to the layers, gathers and scatters move contiguous blocks, and the layers run
+their ops without moving axes. Edge attributes ``[E, K]`` are shared by all graphs and frames.
 
 Shapes: ``x [B, T, N, D]`` or ``[B, T, N, C, D]``, ``node_attr [B, N, A]``, ``edge_index [2, E]``,
 ``edge_attr [E, K]`` or None -> ``x_hat`` like one frame of ``x``, ``[B, N, (C,) D]``.

@@ -22,14 +22,18 @@ Changing an op's math means changing its ``reference`` and its kernel (C source 
 from __future__ import annotations
 
 from graphdyn.ops import edft_edges as _edft_edges_module
-from graphdyn.ops import temporal_attention as _temporal_attention_module
+from graphdyn.ops import egnn_edges as _egnn_edges_module
 from graphdyn.ops import interaction as _interaction_module
+from graphdyn.ops import node_update as _node_update_module
+from graphdyn.ops import temporal_attention as _temporal_attention_module
 from graphdyn.ops.backend import BACKENDS, configure, describe_usage, reset_usage, resolve, usage
 from graphdyn.ops.edft_edges import edft_edges
-from graphdyn.ops.temporal_attention import temporal_attention
+from graphdyn.ops.egnn_edges import egnn_edges
 from graphdyn.ops.interaction import interaction
+from graphdyn.ops.node_update import node_update
+from graphdyn.ops.temporal_attention import temporal_attention
 
 #: every op module, by op name (the parity test runs all of them)
-OPS = {m.NAME: m for m in (_edft_edges_module, _interaction_module)}
+OPS = {m.NAME: m for m in (_edft_edges_module, _egnn_edges_module, _interaction_module, _node_update_module, _temporal_attention_module)}
 
-__all__ = ["BACKENDS", "OPS", "configure", "describe_usage", "edft_edges", "interaction", "reset_usage", "resolve", "temporal_attention", "usage"]
+__all__ = ["BACKENDS", "OPS", "configure", "describe_usage", "edft_edges", "egnn_edges", "interaction", "node_update", "reset_usage", "resolve", "temporal_attention", "usage"]
