@@ -1,8 +1,8 @@
 """Where one ESTAG training step spends its time: ``torch.profiler`` over a few steps of a case of
 ``estag_step.py``, ops sorted by their own CPU time, in milliseconds per step.
 
-Each native kernel shows as one autograd function (``_EGNNEdgesNative``, its backward
-``_EGNNEdgesNativeBackward``, ...); everything else is PyTorch's ops. The profiler adds some
+Each native kernel shows as one custom op (``graphdyn::egnn_edges``, its backward
+``graphdyn::egnn_edges_backward``, ...); everything else is PyTorch's ops. The profiler adds some
 overhead of its own, so the total is a little above ``estag_step.py``'s step time.
 
 Usage::

@@ -10,6 +10,10 @@ Cases (B = 100 graphs, T = 10 frames, H = 16, L = 2, float32, the authors' defau
   both directions; positions frame 0 plus noise.
 * ``adk4``: the same graph, four backbone channels (N, CA, C, O): the multi-channel model.
 
+``--backend`` (``auto``, ``torch`` or ``native``) picks the ops' implementation for the model
+(:func:`graphdyn.ops.configure`); each result records the backend and how many calls of each op
+ran natively and how many ran the reference in the timed steps.
+
 Every (case, threads) pair runs in a fresh subprocess (``torch.set_num_threads``). After
 ``--warmup`` steps, ``--steps`` steps are timed one by one (``time.perf_counter``); the median and
 the minimum are reported. Peak memory is the growth of the process's peak resident set size
@@ -24,7 +28,7 @@ Usage::
 
     python benchmarks/estag_step.py                       # all cases, 1 and 2 threads
     python benchmarks/estag_step.py --cases aspirin --threads 2 --json out.json
-    python benchmarks/estag_step.py --unfused                # the plain-autograd baseline
+    python benchmarks/estag_step.py --backend torch          # the ops' plain-autograd references
     python benchmarks/estag_step.py --cases aspirin adk --threads 2 --repeats 5   # 5 processes each, in rounds
 """
 
@@ -154,18 +158,16 @@ def time_steps(step, warmup: int, steps: int) -> dict:
     }
 
 
-def run_one(case: str, threads: int, steps: int, warmup: int, unfused: bool = False) -> dict:
-    """Time ``steps`` training steps of one case in this process."""
+def run_one(case: str, threads: int, steps: int, warmup: int, backend: str = "auto") -> dict:
+    """Time ``steps`` training steps of one case in this process, the ops run by ``backend``."""
+    from graphdyn import ops
     from graphdyn.training.memory import keep_freed_memory
     from graphdyn.training.optim import make_adam
 
     keep_freed_memory()  # as graphdyn train does
     torch.set_num_threads(threads)
     model, batch = make_case(case)
-    if unfused:  # plain autograd everywhere: the implementation before the fused ops
-        for block in model.layers:
-            for module in block.values():
-                module.fused = False
+    resolved = ops.configure(model, backend)
     lr = 5e-5 if case.startswith("adk") else 5e-3
     opt = make_adam(model.parameters(), lr=lr, weight_decay=1e-12)  # as graphdyn's trainer: torch.optim.Adam(fused=True)
 
@@ -177,11 +179,13 @@ def run_one(case: str, threads: int, steps: int, warmup: int, unfused: bool = Fa
         return float(loss)
 
     load0 = os.getloadavg()[0]
+    ops.reset_usage()
     timed = time_steps(step, warmup, steps)
     return {
         "case": case,
         "threads": threads,
-        "fused": not unfused,
+        "backend": resolved,
+        "ops": ops.usage(),  # calls per op and implementation (warmup and timed steps)
         "nodes": int(batch.x.shape[2]),
         "edges": int(batch.edge_index.shape[1]),
         "steps": steps,
@@ -209,7 +213,8 @@ def main() -> None:
     ap.add_argument("--threads", nargs="+", type=int, default=[1, 2])
     ap.add_argument("--steps", type=int, default=None, help="timed steps (default 30 aspirin, 7 AdK)")
     ap.add_argument("--warmup", type=int, default=3)
-    ap.add_argument("--unfused", action="store_true", help="plain autograd instead of the fused ops (the baseline)")
+    ap.add_argument("--backend", default="auto", choices=["auto", "torch", "native"],
+                    help="the ops' implementation (graphdyn.ops.configure): torch = the plain-autograd references")
     ap.add_argument("--repeats", type=int, default=1,
                     help="fresh processes per (case, threads), in rounds over all of them; the summary gives the median of their medians")
     ap.add_argument("--json", default=None, help="also write the results to this JSON file")
@@ -218,12 +223,12 @@ def main() -> None:
     if args.child:
         case = args.child[0]
         steps = args.steps or (30 if case == "aspirin" else 7)
-        print(json.dumps(run_one(case, int(args.child[1]), steps, args.warmup, args.unfused)))
+        print(json.dumps(run_one(case, int(args.child[1]), steps, args.warmup, args.backend)))
         return
     info = machine()
     print(f"machine: {info['cpu']}, {info['logical_cpus']} logical CPUs, torch {info['torch']}, Python {info['python']}")
     print("command:", " ".join([os.path.basename(sys.executable)] + sys.argv))
-    print(f"B={B} T={T} H={H} L={L} float32, {'plain autograd' if args.unfused else 'fused ops'}; one step = forward + backward + Adam;"
+    print(f"B={B} T={T} H={H} L={L} float32, backend {args.backend}; one step = forward + backward + Adam;"
           " memory = ru_maxrss growth")
     if args.repeats < 1:
         ap.error("--repeats must be at least 1")
@@ -235,8 +240,7 @@ def main() -> None:
         cmd = [sys.executable, os.path.abspath(__file__), "--child", case, str(threads), "--warmup", str(args.warmup)]
         if args.steps:
             cmd += ["--steps", str(args.steps)]
-        if args.unfused:
-            cmd += ["--unfused"]
+        cmd += ["--backend", args.backend]
         proc = subprocess.run(cmd, capture_output=True, text=True)
         if proc.returncode != 0:  # the child's own message (a missing extra: one line) stays whole
             sys.stderr.write(proc.stderr)
@@ -246,7 +250,8 @@ def main() -> None:
         results.append(r)
         print(f"{case:8s} N={r['nodes']:4d} E={r['edges']:5d} threads={threads}: median {r['median_ms']:9.1f} ms"
               f"  min {r['min_ms']:9.1f} ms  peak memory +{r['peak_rss_growth_mib']:.0f} MiB"
-              f"  (load {r['load_before']:.1f} -> {r['load_after']:.1f})", flush=True)
+              f"  (load {r['load_before']:.1f} -> {r['load_after']:.1f})"
+              + "".join(f"; {op} ran the reference ({c['torch']} calls)" for op, c in r["ops"].items() if c["torch"]), flush=True)
     summary = []
     if args.repeats > 1:
         print(f"over {args.repeats} processes each (median of the per-process medians; their range; the fastest step):")
@@ -262,7 +267,7 @@ def main() -> None:
     if args.json:
         from graphdyn.io import write_json
 
-        write_json(args.json, {"machine": info, "command": sys.argv, "B": B, "T": T, "H": H, "L": L, "fused": not args.unfused,
+        write_json(args.json, {"machine": info, "command": sys.argv, "B": B, "T": T, "H": H, "L": L, "backend": args.backend,
                                "memory_method": "ru_maxrss growth from before the first step to after the last, fresh process per case",
                                "repeats": args.repeats, "results": results, "summary": summary})
 

@@ -32,15 +32,7 @@ import torch
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import estag_step  # noqa: E402  (the cases live there)
 
-from graphdyn import native  # noqa: E402
-from graphdyn.nn import attention_native, edft_native, egnn_native, node_update_native  # noqa: E402
-
-OPS = {
-    "egnn_edges": egnn_native._EGNNEdgesNative,
-    "node_update": node_update_native._NodeUpdateNative,
-    "attention": attention_native._TemporalAttentionNative,
-    "edft_edges": edft_native._EDFTEdgesNative,
-}
+from graphdyn import native, ops  # noqa: E402
 
 
 def load_library(path: str) -> ctypes.CDLL:
@@ -54,33 +46,35 @@ def load_library(path: str) -> ctypes.CDLL:
 
 
 def capture_inputs(case: str) -> dict[str, tuple]:
-    """Each native op's arguments at its first call in one training step of ``case``."""
+    """(custom op, its arguments) of each op of :data:`graphdyn.ops.OPS` at its first native call
+    in one training step of ``case`` (ops that ran natively only)."""
     captured: dict[str, tuple] = {}
-    originals = {}
-    for name, cls in OPS.items():
-        originals[name] = cls.apply
+    originals = {name: module.native_call for name, module in ops.OPS.items()}
+    for name, module in ops.OPS.items():
 
-        def recording(*args, name=name, apply=cls.apply):
-            captured.setdefault(name, tuple(
-                a.detach().requires_grad_(a.requires_grad) if isinstance(a, torch.Tensor) else a for a in args))
-            return apply(*args)
+        def recording(*args, name=name, real=module.native_call, **kwargs):
+            op, op_args = real(*args, **kwargs)
+            captured.setdefault(name, (op, tuple(
+                a.detach().requires_grad_(a.requires_grad) if isinstance(a, torch.Tensor) else a for a in op_args)))
+            return op, op_args
 
-        cls.apply = recording
+        module.native_call = recording
     try:
         model, batch = estag_step.make_case(case)
+        ops.configure(model, "native")
         torch.mean((model(batch) - batch.target_x) ** 2).backward()
     finally:
-        for name, cls in OPS.items():
-            cls.apply = originals[name]
+        for name, module in ops.OPS.items():
+            module.native_call = originals[name]
     return captured
 
 
-def run(cls, args, grads):
-    """(forward ms, backward ms, outputs and input gradients) of one call."""
+def run(op, args, grads):
+    """(forward ms, backward ms, outputs and input gradients) of one call of the custom op."""
     t0 = time.perf_counter()
-    out = cls.apply(*args)
+    out = op(*args)
     t1 = time.perf_counter()
-    outs = [o for o in (out if isinstance(out, tuple) else (out,)) if o.requires_grad]
+    outs = [o for o in (out if isinstance(out, (tuple, list)) else (out,)) if o.requires_grad]
     inputs = [a for a in args if isinstance(a, torch.Tensor) and a.requires_grad]
     g = torch.autograd.grad(outs, inputs, grads(outs), allow_unused=True)
     t2 = time.perf_counter()
@@ -92,7 +86,7 @@ def main() -> None:
     ap.add_argument("lib_a", help="library A: a graphdyn-*.so, or the folder of its build (GRAPHDYN_NATIVE_CACHE)")
     ap.add_argument("lib_b", help="library B, the same way")
     ap.add_argument("--case", default="aspirin", choices=estag_step.CASES)
-    ap.add_argument("--ops", nargs="+", default=list(OPS), choices=list(OPS))
+    ap.add_argument("--ops", nargs="+", default=None, choices=list(ops.OPS), help="default: every op that ran natively")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--rounds", type=int, default=40, help="calls of each library per op")
     ap.add_argument("--check", action="store_true", help="also compare B's outputs and gradients with A's")
@@ -110,8 +104,10 @@ def main() -> None:
     print(f"{args.case}, {args.threads} thread(s), {args.rounds} paired rounds; A = {args.lib_a}, B = {args.lib_b}")
     report = {"case": args.case, "threads": args.threads, "rounds": args.rounds, "lib_a": args.lib_a, "lib_b": args.lib_b,
               "ops": {}}
-    for name in args.ops:
-        cls, call_args = OPS[name], captured[name]
+    for name in args.ops or list(captured):
+        if name not in captured:
+            sys.exit(f"kernel_ab.py: {name} made no native call in a {args.case} step")
+        op, call_args = captured[name]
         gen = torch.Generator().manual_seed(0)
         fixed: list[torch.Tensor] = []
 
@@ -125,7 +121,7 @@ def main() -> None:
         for r in range(args.rounds + 2):  # the first two rounds warm up
             for k in ("A", "B") if r % 2 else ("B", "A"):
                 current["lib"] = k
-                fwd, bwd, results[k] = run(cls, call_args, grads)
+                fwd, bwd, results[k] = run(op, call_args, grads)
                 if r >= 2:
                     times[(k, "fwd")].append(fwd)
                     times[(k, "bwd")].append(bwd)

@@ -26,7 +26,7 @@ def test_kernel_ab_runs_and_reports(run_benchmark):
     and the same library gives the same numbers bit for bit."""
     lib = native.load()._name  # the library this checkout's sources built
     r = run_benchmark("kernel_ab.py", lib, lib, "--rounds", "1", "--threads", "1", "--check")
-    assert set(r["ops"]) == {"egnn_edges", "node_update", "attention", "edft_edges"}
+    assert set(r["ops"]) == {"egnn_edges", "node_update", "temporal_attention", "edft_edges"}  # ESTAG's ops
     for op in r["ops"].values():
         assert op["bit_identical"] is True
         assert op["fwd"]["a_ms"] > 0 and op["bwd"]["b_ms"] > 0 and op["fwd"]["ratio"] > 0
