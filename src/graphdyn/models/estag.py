@@ -18,12 +18,12 @@ Ablations: ``edft`` off (the dataset's edge attributes, if any, are used instead
 ``causal_mask`` off, ``pooling="softmax"``, ``node_amplitude="poster"``.
 
 Internally every tensor is node-major, ``[N, B, T, ...]``: neighbour gathers and scatters then
-copy contiguous blocks, and per-node attention over frames is a batched matmul. In this layout
-the ESM's per-edge pipeline, its node update and the ETM each run as one chunked autograd op
-with a hand-derived backward (:mod:`graphdyn.nn.egnn_fused`, :mod:`graphdyn.nn.node_update_fused`,
-:mod:`graphdyn.nn.attention_fused`). On a CPU with a C compiler, these ops and EDFT's edge
-features run as C kernels (:mod:`graphdyn.native`; PyTorch computes the same numbers without
-them); ``benchmarks/estag_step.py`` times a training step.
+copy contiguous blocks, and per-node attention over frames is a batched matmul. EDFT's edge
+features, the ESM's per-edge pipeline and node update and the ETM are ops (:mod:`graphdyn.ops`:
+``edft_edges``, ``egnn_edges``, ``node_update``, ``temporal_attention``): on a CPU with a C
+compiler they run as C kernels (:mod:`graphdyn.native`), elsewhere as their plain-autograd
+references, which compute the same numbers; the model's backend setting picks
+(:func:`graphdyn.ops.configure`). ``benchmarks/estag_step.py`` times a training step.
 
 Shapes: ``batch.x [B, T, N, D]`` or ``[B, T, N, C, D]``, ``batch.node_attr [B, N, A]``
 -> positions ``[B, N, D]`` or ``[B, N, C, D]`` (target ``position``).
