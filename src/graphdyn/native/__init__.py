@@ -68,8 +68,11 @@ LIMITS = {
     "AT_MAXC": 8,  # coordinate channels of the attention kernel (AdK's backbone has 4)
     "AT_MAXD": 8,  # spatial dimension of the attention kernel
     "LIN_MAXH": 32,  # the widest hidden width of any kernel (common.c's small linear layers)
+    "LEAKY_SLOPE": 0.2,  # leaky_relu's negative slope (graphdyn.nn.mlp.activation)
 }
-ACTS = {"relu": 0, "silu": 1, "tanh": 2}  # the activations the kernels know (common.c), also #defined
+#: the activations the kernels know (common.c), #defined as ACT_<NAME>; leaky_relu with the slope
+#: of graphdyn.nn.mlp.activation (LEAKY_SLOPE), as the authors' multi-channel ESTAG uses
+ACTS = {"relu": 0, "silu": 1, "tanh": 2, "leaky_relu": 3}
 
 _lock = threading.Lock()
 _state: dict[str, object] = {}

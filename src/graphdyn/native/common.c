@@ -85,10 +85,16 @@ static inline __attribute__((always_inline)) void F(act_into)(real *restrict r, 
                 r[k0 + k] = add ? r[k0 + k] + v : v;
             }
         }
-    } else {
+    } else if (act == ACT_TANH) {
 #pragma omp simd
         for (int64_t k = 0; k < H; ++k) {
             const real v = TANH(z[k]);
+            r[k] = add ? r[k] + v : v;
+        }
+    } else { /* ACT_LEAKY_RELU */
+#pragma omp simd
+        for (int64_t k = 0; k < H; ++k) {
+            const real v = z[k] > 0 ? z[k] : (real)LEAKY_SLOPE * z[k];
             r[k] = add ? r[k] + v : v;
         }
     }
@@ -114,12 +120,15 @@ static inline __attribute__((always_inline)) void F(act_apply_keep)(real *restri
         F(sigmoid)(kept, z, H);
 #pragma omp simd
         for (int64_t k = 0; k < H; ++k) r[k] = z[k] * kept[k];
-    } else {
+    } else if (act == ACT_TANH) {
 #pragma omp simd
         for (int64_t k = 0; k < H; ++k) {
             kept[k] = TANH(z[k]);
             r[k] = kept[k];
         }
+    } else { /* ACT_LEAKY_RELU: nothing to keep */
+#pragma omp simd
+        for (int64_t k = 0; k < H; ++k) r[k] = z[k] > 0 ? z[k] : (real)LEAKY_SLOPE * z[k];
     }
 }
 
@@ -133,9 +142,12 @@ static inline __attribute__((always_inline)) void F(act_mul_grad_kept)(real *res
     } else if (act == 1) {
 #pragma omp simd
         for (int64_t k = 0; k < H; ++k) g[k] = gs[k] * kept[k] * ((real)1 + z[k] * ((real)1 - kept[k]));
-    } else {
+    } else if (act == ACT_TANH) {
 #pragma omp simd
         for (int64_t k = 0; k < H; ++k) g[k] = gs[k] * ((real)1 - kept[k] * kept[k]);
+    } else { /* ACT_LEAKY_RELU, PyTorch's convention at 0: the left slope */
+#pragma omp simd
+        for (int64_t k = 0; k < H; ++k) g[k] = z[k] > 0 ? gs[k] : (real)LEAKY_SLOPE * gs[k];
     }
 }
 

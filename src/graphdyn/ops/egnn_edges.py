@@ -327,6 +327,7 @@ def cases(dtype: torch.dtype = torch.float64) -> list[tuple[tuple, dict]]:
         ((3,), 3, None, "silu", False, None, True, edges),
         ((2, 3), 3, ("E", 2, 1), "silu", True, 100.0, True, loopless),
         ((2,), 2, (1, 2), "relu", False, 0.3, True, edges),
+        ((2, 3), 3, ("E", 2, 1), "leaky_relu", False, None, True, edges),
         ((), 3, ("E",), "tanh", True, None, True, loopless),
         ((2, 2), 3, ("E", 1, 1), "silu", False, None, False, edges),
     ):

@@ -156,7 +156,8 @@ def cases(dtype: torch.dtype = torch.float64) -> list[tuple[tuple, dict]]:
 
     out = []
     for batch, qshape, act, g_grad in (((3, 5), (3, 1), "silu", True), ((3, 5), None, "relu", True),
-                                       ((4,), (4,), "tanh", False), ((), (), "silu", True)):
+                                       ((4,), (4,), "tanh", False), ((), (), "silu", True),
+                                       ((3, 5), (3, 1), "leaky_relu", True)):
         h, g = t(7, *batch, H), t(7, *batch, H, scale=0.7, grad=g_grad)
         q = None if qshape is None else t(7, *qshape, H, scale=0.5)
         w = [t(H, H, scale=0.3), t(H, H, scale=0.3), t(H, scale=0.1), t(H, H, scale=0.3), t(H, scale=0.1)]

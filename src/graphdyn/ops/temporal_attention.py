@@ -245,6 +245,7 @@ def cases(dtype: torch.dtype = torch.float64) -> list[tuple[tuple, dict]]:
         ((4,), 6, 4, 3, "silu", True, -1.0),
         ((2,), 4, None, 2, "tanh", False, -1.0),
         ((3,), 5, 2, 3, "relu", False, 1.0),
+        ((3,), 5, 4, 3, "leaky_relu", True, -1.0),  # the AdK backbone model's
         ((), 3, 3, 2, "silu", False, -1.0),
         ((2,), 1, None, 3, "tanh", True, 1.0),  # one frame: it attends only to itself
     ):
