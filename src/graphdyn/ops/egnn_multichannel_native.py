@@ -1,6 +1,6 @@
 """The multi-channel EGNN per-edge op as a native kernel, registered as PyTorch custom ops.
 
-Computes exactly :func:`graphdyn.nn.egnn_fused.egnn_edges` with ``cfg.channels = C`` (its
+Computes exactly :func:`graphdyn.ops.egnn_edges.reference` with ``cfg.channels = C`` (its
 docstring has the math and the hand-derived backward): for every edge e = (i <- j) and batch
 row, ``d = x_i - x_j [C, D]``, the normalised Gram radial ``vec(d d^T) / max(|d d^T|, 1e-12)``
 (``R = C C``), the message MLP, per-channel coordinate weights ``phi [C]`` and the (optionally
@@ -23,7 +23,7 @@ Shapes (node-major, ``...`` batch axes shared by all inputs, e.g. ``B, T``)::
 Ops: ``graphdyn::egnn_edges_mc`` (forward) and ``graphdyn::egnn_edges_mc_backward`` (all
 first-order gradients; no double backward), linked by ``register_autograd``, each with a fake
 implementation for tracing. :func:`egnn_edges_mc_native` takes the arguments of
-:func:`graphdyn.nn.egnn_fused.egnn_edges` and returns ``None`` where the kernel does not apply
+:func:`graphdyn.ops.egnn_edges.reference` and returns ``None`` where the kernel does not apply
 (:func:`native_refusal` says why): single-channel coordinates, a hidden width other than
 :data:`WIDTHS`, more than :data:`MAX_CHANNELS` channels or :data:`MAX_DIM` dimensions, unit
 vectors, an activation outside :data:`ACT_CODES`, another device or dtype, no compiler.
@@ -205,10 +205,10 @@ def _broadcast_rows(Q: torch.Tensor, h: torch.Tensor) -> int | None:
 
 
 def native_refusal(h, W1, b1, x, Q, Wr, W2, b2, Wc1, bc1, Wc2, edge_index, cfg) -> str | None:
-    """Why the kernel cannot take this call of :func:`graphdyn.nn.egnn_fused.egnn_edges` (None: it can)."""
+    """Why the kernel cannot take this call of :func:`graphdyn.ops.egnn_edges.reference` (None: it can)."""
     C = cfg.channels
     if C is None:
-        return "single-channel coordinates (see graphdyn.nn.egnn_native)"
+        return "single-channel coordinates (the single-channel kernel of graphdyn.ops.egnn_edges takes them)"
     if cfg.act not in ACT_CODES:
         return f"activation {cfg.act!r} (the kernel knows {', '.join(ACT_CODES)})"
     if cfg.unit_vectors:
@@ -254,7 +254,7 @@ def native_call(h, W1, b1, x, Q, Wr, W2, b2, Wc1, bc1, Wc2, edge_index, cfg):
 
 
 def egnn_edges_mc_native(h, W1, b1, x, Q, Wr, W2, b2, Wc1, bc1, Wc2, edge_index, cfg):
-    """:func:`graphdyn.nn.egnn_fused.egnn_edges` through the native kernel (same arguments and
+    """:func:`graphdyn.ops.egnn_edges.reference` through the native kernel (same arguments and
     returns), or ``None`` where it does not apply (:func:`native_refusal`)."""
     if native_refusal(h, W1, b1, x, Q, Wr, W2, b2, Wc1, bc1, Wc2, edge_index, cfg) is not None:
         return None
