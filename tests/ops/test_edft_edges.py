@@ -11,6 +11,7 @@ from graphdyn import native
 from graphdyn.nn.edft import EDFT
 from graphdyn.ops import backend as ops_backend
 from graphdyn.ops.edft_edges import MAX_K, edft_edges, native_refusal, reference
+from op_spy import spy_on
 from thread_counts import assert_deterministic_across_threads
 
 pytestmark = pytest.mark.skipif(not native.available(), reason="native kernels unavailable: " + str(native.status()["error"]))
@@ -62,18 +63,8 @@ def _module_run(edft, x, h, edges, seed=1):
 
 @pytest.fixture
 def spy(monkeypatch):
-    """Record, for each EDFT edge-op call under the native backend, whether the kernel ran."""
-    calls = []
-    real = ops_backend.use_native
-
-    def f(backend, op, refusal):
-        out = real(backend, op, refusal)
-        if op == "edft_edges" and backend != "torch":
-            calls.append(out)
-        return out
-
-    monkeypatch.setattr(ops_backend, "use_native", f)
-    return calls
+    """Whether each EDFT edge-op call under a backend other than torch ran the kernel."""
+    return spy_on(monkeypatch, "edft_edges")
 
 
 def edft_edges_native(fr, fi, w, edges, eps):

@@ -9,6 +9,7 @@ from graphdyn import native, ops
 from graphdyn.nn.message_passing import InteractionLayer
 from graphdyn.ops import backend as ops_backend
 from graphdyn.ops.interaction import WIDTH, interaction, native_refusal, reference
+from op_spy import spy_on
 from thread_counts import assert_deterministic_across_threads
 
 interaction_module = ops.OPS["interaction"]  # (graphdyn.ops.interaction is the op function)
@@ -21,18 +22,8 @@ def _graph(n=6, e=20, seed=0):
 
 @pytest.fixture
 def spy(monkeypatch):
-    """Record, for each interaction-op call under a backend other than torch, whether the kernel ran."""
-    calls = []
-    real = ops_backend.use_native
-
-    def f(backend, op, refusal):
-        out = real(backend, op, refusal)
-        if op == "interaction" and backend != "torch":
-            calls.append(out)
-        return out
-
-    monkeypatch.setattr(ops_backend, "use_native", f)
-    return calls
+    """Whether each interaction-op call under a backend other than torch ran the kernel."""
+    return spy_on(monkeypatch, "interaction")
 
 
 def _both_backends(layer, h, ei, ea):
