@@ -32,12 +32,12 @@ vectors, an activation outside :data:`ACT_CODES`, another device or dtype, no co
 from __future__ import annotations
 
 import ctypes
-import math
 from typing import Optional
 
 import torch
 
 from graphdyn import native
+from graphdyn.ops.egnn_edges import broadcast_rows
 
 NAME = "egnn_edges_mc"
 WIDTHS = (16,)  # hidden widths compiled (ESTAG's)
@@ -190,20 +190,6 @@ def _backward(ctx, G_m, G_t):
 _mc_forward.register_autograd(_backward, setup_context=_setup)
 
 
-def _broadcast_rows(Q: torch.Tensor, h: torch.Tensor) -> int | None:
-    """``rep`` such that batch row ``r`` of ``h`` reads row ``r // rep`` of ``Q``: ``Q``'s batch axes must
-    equal ``h``'s up to some axis and be 1 after it (None otherwise)."""
-    qb, hb = Q.shape[1:-1], h.shape[1:-1]
-    if len(qb) != len(hb):
-        return None
-    k = len(qb)
-    while k and qb[k - 1] == 1:
-        k -= 1
-    if tuple(qb[:k]) != tuple(hb[:k]):
-        return None
-    return math.prod(hb[k:])
-
-
 def native_refusal(h, W1, b1, x, Q, Wr, W2, b2, Wc1, bc1, Wc2, edge_index, cfg) -> str | None:
     """Why the kernel cannot take this call of :func:`graphdyn.ops.egnn_edges.reference` (None: it can)."""
     C = cfg.channels
@@ -233,7 +219,7 @@ def native_refusal(h, W1, b1, x, Q, Wr, W2, b2, Wc1, bc1, Wc2, edge_index, cfg) 
     if edge_index.dim() != 2 or edge_index.shape[0] != 2:
         return f"edge_index {tuple(edge_index.shape)} is not [2, E]"
     if Q is not None:
-        if Q.shape[0] not in (1, edge_index.shape[1]) or Q.shape[-1] != H or _broadcast_rows(Q, h) is None:
+        if Q.shape[0] not in (1, edge_index.shape[1]) or Q.shape[-1] != H or broadcast_rows(Q, h) is None:
             return f"Q {tuple(Q.shape)} is not [E or 1, ..., H] broadcasting over h's batch axes {tuple(h.shape[1:-1])}"
     tensors = [h, W1, b1, x, Q, Wr, W2, b2] + ([Wc1, bc1, Wc2] if cfg.update_coords else [])
     why = native.refusal(tensors)
@@ -247,7 +233,7 @@ def native_call(h, W1, b1, x, Q, Wr, W2, b2, Wc1, bc1, Wc2, edge_index, cfg):
     checks the edges. ``cfg``: attributes ``act, slope, clamp, update_coords`` (the hook of
     :mod:`graphdyn.ops.egnn_edges`)."""
     recv, send = native.check_edges(edge_index, h.shape[0])
-    rep = 1 if Q is None else _broadcast_rows(Q, h)
+    rep = 1 if Q is None else broadcast_rows(Q, h)
     clampv = -1.0 if cfg.clamp is None else float(cfg.clamp)
     coord = (Wc1, bc1, Wc2) if cfg.update_coords else (None, None, None)
     return _mc_forward, (h, W1, b1, x, Q, Wr, W2, b2, *coord, recv, send, rep, ACT_CODES[cfg.act], float(cfg.slope), clampv)
