@@ -116,19 +116,29 @@ static inline __attribute__((always_inline)) void F(at_fwd_rows)(
     const int64_t CD = C * D;
     struct F(at_row) w;
     F(at_carve)(&w, scratch, T, H, C, D);
+    real *restrict yp = scratch + F(at_fwd_size)(T, H, C, D); /* [T, C, D]: phi(s, c) y(s, c) */
     for (int64_t r = r0; r < r1; ++r) {
         const real *hr = h + r * T * H, *xr = x + r * T * CD;
         F(at_forward_row)(hr, xr, W1t, b1, W2t, b2, Wc1t, bc1, Wc2, T, H, C, D, act, causal, 0, &w);
         const real *restrict v = w.a2 + 2 * T * H;
         real *restrict ho = hout + r * T * H, *restrict xo = xout + r * T * CD;
         F(lin_core)(ho, hr, H, w.alpha, v, T, T, H); /* h' = h + alpha v */
-        for (int64_t t = 0; t < T; ++t) {
+        for (int64_t s = 0; s < T; ++s)
+            for (int64_t c = 0; c < C; ++c)
+                for (int64_t d = 0; d < D; ++d) yp[s * CD + c * D + d] = w.phi[s * C + c] * w.y[s * CD + c * D + d];
+        for (int64_t t = 0; t < T; ++t) { /* sum_s beta_c(t, s) y(s, c) = sum_s alpha(t, s) yp(s, c): rows of C D */
+            real *restrict o = xo + t * CD;
+#pragma omp simd
+            for (int64_t e = 0; e < CD; ++e) o[e] = 0;
+            for (int64_t s = 0; s < T; ++s) {
+                const real a = w.alpha[t * T + s];
+#pragma omp simd
+                for (int64_t e = 0; e < CD; ++e) o[e] += a * yp[s * CD + e];
+            }
             for (int64_t c = 0; c < C; ++c)
                 for (int64_t d = 0; d < D; ++d) {
-                    real by = 0;
-                    for (int64_t s = 0; s < T; ++s) by += w.alpha[t * T + s] * w.phi[s * C + c] * w.y[s * CD + c * D + d];
                     const int64_t e = t * CD + c * D + d;
-                    xo[e] = xr[e] + sign * (by - w.y[e] * w.bsum[c * T + t]);
+                    xo[e] = xr[e] + sign * (xo[e] - w.y[e] * w.bsum[c * T + t]);
                 }
         }
     }
@@ -146,7 +156,7 @@ int F(attention_fwd)(const real *h, const real *x, const real *W1t, const real *
     {
         const int nt = omp_get_num_threads(), t = omp_get_thread_num();
         const int64_t r0 = R * t / nt, r1 = R * (t + 1) / nt;
-        real *scratch = F(zeroed)(F(at_fwd_size)(T, H, C, D));
+        real *scratch = F(zeroed)(F(at_fwd_size)(T, H, C, D) + T * C * D);
         if (!scratch)
             failed = 1;
         else {
@@ -154,6 +164,8 @@ int F(attention_fwd)(const real *h, const real *x, const real *W1t, const real *
                 case 16: /* single-channel 3-D coordinates get their own constant-size copy */
                     if (C == 1 && D == 3)
                         F(at_fwd_rows)(h, x, W1t, b1, W2t, b2, Wc1t, bc1, Wc2, hout, xout, T, 16, 1, 3, act, causal, sign, scratch, r0, r1);
+                    else if (C == 4 && D == 3)
+                        F(at_fwd_rows)(h, x, W1t, b1, W2t, b2, Wc1t, bc1, Wc2, hout, xout, T, 16, 4, 3, act, causal, sign, scratch, r0, r1);
                     else
                         F(at_fwd_rows)(h, x, W1t, b1, W2t, b2, Wc1t, bc1, Wc2, hout, xout, T, 16, C, D, act, causal, sign, scratch, r0, r1);
                     break;
@@ -184,20 +196,33 @@ static inline __attribute__((always_inline)) void F(at_bwd_rows)(
     real *gy = p; p += T * CD;
     real *gd = p; p += T * CD;
     real *at = p; p += T * T; /* alpha^T */
-    real *gst = p;            /* g_S^T */
+    real *gst = p; p += T * T; /* g_S^T */
+    real *yp = p; p += T * CD;
+    real *ag = p; p += T * CD;
+    real *dd = p; p += T * C;
+    real *ad = p;
     for (int64_t r = r0; r < r1; ++r) {
         const real *restrict hr = h + r * TH, *restrict xr = x + r * T * CD;
         const real *restrict gHr = gH ? gH + r * TH : NULL, *restrict gXr = gX + r * T * CD; /* gH NULL: g_h' = 0 */
         F(at_forward_row)(hr, xr, W1t, b1, W2t, b2, Wc1t, bc1, Wc2, T, H, C, D, act, causal, 1, &w);
         const real *restrict q = w.a2, *restrict k = w.a2 + TH, *restrict v = w.a2 + 2 * TH;
         const real *restrict alpha = w.alpha, *restrict phi = w.phi, *restrict y = w.y;
-        for (int64_t e = 0; e < T * CD; ++e) {
-            gd[e] = sign * gXr[e];
-            gy[e] = 0;
-        }
-        for (int64_t e = 0; e < T * C; ++e) gphi[e] = 0;
-        /* g_alpha(t, s) = g_h'(t) . v(s) + sum_c g_beta_c(t, s) phi(s, c);
-         * g_beta_c(t, s) = g_delta(t, c) . (y(s, c) - y(t, c)); g_phi, g_y from the same terms */
+        /* with yp(s) = phi(s, c) y(s, c), dd(t, c) = g_delta(t, c) . y(t, c) and g_delta = sign g_x':
+         * g_alpha(t, s) = g_h'(t) . v(s) + sum_c g_beta_c(t, s) phi(s, c)
+         *               = g_h'(t) . v(s) + g_delta(t) . yp(s) - phi(s) . dd(t);
+         * with ag(s) = sum_t alpha(t, s) g_delta(t), ad(s, c) = sum_t alpha(t, s) dd(t, c):
+         * g_phi(s, c) = y(s, c) . ag(s, c) - ad(s, c),  g_y(s, c) = phi(s, c) ag(s, c) - g_delta(s, c) bsum_c(s) */
+        for (int64_t e = 0; e < T * CD; ++e) gd[e] = sign * gXr[e];
+        for (int64_t s = 0; s < T; ++s)
+            for (int64_t c = 0; c < C; ++c) {
+                real g = 0;
+                for (int64_t d = 0; d < D; ++d) {
+                    const int64_t e = s * CD + c * D + d;
+                    yp[e] = phi[s * C + c] * y[e];
+                    g += gd[e] * y[e];
+                }
+                dd[s * C + c] = g;
+            }
         for (int64_t t = 0; t < T; ++t) {
             const int64_t ns = causal ? t + 1 : T;
             for (int64_t s = 0; s < ns; ++s) {
@@ -205,21 +230,32 @@ static inline __attribute__((always_inline)) void F(at_bwd_rows)(
                 if (gHr)
 #pragma omp simd reduction(+ : ga)
                     for (int64_t c = 0; c < H; ++c) ga += gHr[t * H + c] * v[s * H + c];
-                const real a = alpha[t * T + s];
-                for (int64_t c = 0; c < C; ++c) {
-                    const real *gdt = gd + t * CD + c * D, *ys = y + s * CD + c * D, *yt = y + t * CD + c * D;
-                    real gb = 0;
-                    for (int64_t d = 0; d < D; ++d) gb += gdt[d] * (ys[d] - yt[d]);
-                    ga += gb * phi[s * C + c];
-                    gphi[s * C + c] += gb * a;
-                    const real beta = a * phi[s * C + c];
-                    for (int64_t d = 0; d < D; ++d) gy[s * CD + c * D + d] += beta * gdt[d];
-                }
+                for (int64_t e = 0; e < CD; ++e) ga += gd[t * CD + e] * yp[s * CD + e];
+                for (int64_t c = 0; c < C; ++c) ga -= phi[s * C + c] * dd[t * C + c];
                 galpha[t * T + s] = ga;
             }
             for (int64_t s = ns; s < T; ++s) galpha[t * T + s] = 0;
-            for (int64_t c = 0; c < C; ++c)
-                for (int64_t d = 0; d < D; ++d) gy[t * CD + c * D + d] -= gd[t * CD + c * D + d] * w.bsum[c * T + t];
+        }
+        for (int64_t s = 0; s < T; ++s) {
+            real *restrict ags = ag + s * CD, *restrict ads = ad + s * C;
+#pragma omp simd
+            for (int64_t e = 0; e < CD; ++e) ags[e] = 0;
+            for (int64_t c = 0; c < C; ++c) ads[c] = 0;
+            for (int64_t t = 0; t < T; ++t) {
+                const real a = alpha[t * T + s];
+#pragma omp simd
+                for (int64_t e = 0; e < CD; ++e) ags[e] += a * gd[t * CD + e];
+                for (int64_t c = 0; c < C; ++c) ads[c] += a * dd[t * C + c];
+            }
+            for (int64_t c = 0; c < C; ++c) {
+                real g = -ads[c];
+                for (int64_t d = 0; d < D; ++d) {
+                    const int64_t e = s * CD + c * D + d;
+                    g += y[e] * ags[c * D + d];
+                    gy[e] = phi[s * C + c] * ags[c * D + d] - gd[e] * w.bsum[c * T + s];
+                }
+                gphi[s * C + c] = g;
+            }
         }
         if (gx) {
             real *restrict gxr = gx + r * T * CD;
@@ -293,7 +329,7 @@ int F(attention_bwd)(const real *h, const real *x, const real *W1t, const real *
     const int64_t nblock = 6 * H * H + 6 * H + H * H + H + C * H, per = F(padded)(nblock);
     real *buf = F(zeroed)(per * nthreads);
     if (!buf) return 1;
-    const int64_t scratch_n = F(at_fwd_size)(T, H, C, D) + 11 * T * H + 3 * T * T + T * C + 2 * T * C * D;
+    const int64_t scratch_n = F(at_fwd_size)(T, H, C, D) + 11 * T * H + 3 * T * T + 3 * T * C + 4 * T * C * D;
     int failed = 0;
 #pragma omp parallel num_threads(nthreads) reduction(| : failed)
     {
@@ -309,6 +345,8 @@ int F(attention_bwd)(const real *h, const real *x, const real *W1t, const real *
                 case 16:
                     if (C == 1 && D == 3)
                         F(at_bwd_rows)(h, x, W1t, W1, b1, W2t, W2, b2, Wc1t, Wc1, bc1, Wc2, gH, gX, gh, gx, tW1, tb1, tW2, tb2, tWc1, tbc1, tWc2, T, 16, 1, 3, act, causal, sign, scratch, r0, r1);
+                    else if (C == 4 && D == 3)
+                        F(at_bwd_rows)(h, x, W1t, W1, b1, W2t, W2, b2, Wc1t, Wc1, bc1, Wc2, gH, gX, gh, gx, tW1, tb1, tW2, tb2, tWc1, tbc1, tWc2, T, 16, 4, 3, act, causal, sign, scratch, r0, r1);
                     else
                         F(at_bwd_rows)(h, x, W1t, W1, b1, W2t, W2, b2, Wc1t, Wc1, bc1, Wc2, gH, gX, gh, gx, tW1, tb1, tW2, tb2, tWc1, tbc1, tWc2, T, 16, C, D, act, causal, sign, scratch, r0, r1);
                     break;

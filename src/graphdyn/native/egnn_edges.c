@@ -31,9 +31,9 @@
  */
 
 /* EGNN_MAXD: native/__init__.py LIMITS */
-#define EG_RB 4         /* edge rows computed together: independent FMA chains, weights loaded once per block */
+#define EG_RB 8         /* edge rows computed together: independent FMA chains, weights loaded once per block */
 #define EG_STASH 16     /* edge rows whose weight-gradient outer products are summed together */
-#define EG_TILE_BYTES (256 * 1024) /* a tile's P and S rows of every node (its g_P, g_S in the backward) */
+#define EG_TILE_BYTES (2048 * 1024) /* a tile's P and S rows of every node (its g_P, g_S in the backward) */
 
 /* rows per tile: a multiple of EG_RB whose P and S rows of all N nodes fill about EG_TILE_BYTES */
 static inline int64_t F(eg_tile_rows)(int64_t N, int64_t H) {

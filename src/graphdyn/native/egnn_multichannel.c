@@ -41,9 +41,9 @@
 #define MC_MAXC 5 /* coordinate channels: C C = 25 <= LIN_MAXH */
 #endif
 #define MC_LEAKY 3       /* activation code of leaky_relu (common.c has 0, 1, 2) */
-#define MC_RB 4          /* edge rows computed together */
+#define MC_RB 8          /* edge rows computed together */
 #define MC_STASH 16      /* edge rows whose weight-gradient outer products are summed together */
-#define MC_TILE_BYTES (256 * 1024) /* a tile's P and S rows of every node (g_P, g_S in the backward) */
+#define MC_TILE_BYTES (2048 * 1024) /* a tile's P and S rows of every node (g_P, g_S in the backward) */
 #define MC_EPS ((real)1e-12)       /* the Gram norm's floor */
 #define MC_CD (MC_MAXC * EGNN_MAXD)
 #define MC_CC (MC_MAXC * MC_MAXC)
