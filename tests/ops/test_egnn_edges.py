@@ -9,7 +9,7 @@ import torch
 from graphdyn import native
 from graphdyn.nn.egnn import EGNNLayer
 from graphdyn.ops import backend as ops_backend
-from graphdyn.ops.egnn_edges import MAX_D, _multichannel, egnn_edges, native_refusal, reference
+from graphdyn.ops.egnn_edges import MAX_D, egnn_edges, native_refusal, reference
 from thread_counts import assert_deterministic_across_threads
 
 needs_native = pytest.mark.skipif(not native.available(), reason="native kernels unavailable: " + str(native.status()["error"]))
@@ -180,9 +180,6 @@ def test_refusals_name_the_limit():
     assert "broadcast" in native_refusal(h, W1, b1, x, torch.randn(E, 1, T, H, dtype=torch.float64), *w, ei)
     assert "dtype" in native_refusal(h, W1, b1, x.float(), Q, *w, ei)
     assert "CPU" in native_refusal(h, W1, b1, x.to("meta"), Q, *w, ei)
-    if _multichannel() is None:
-        xc = torch.randn(N, B, T, 4, D, dtype=torch.float64)
-        assert "multi-channel" in native_refusal(h, W1, b1, xc, Q, *w, ei)
     # under the native backend the reference then runs, and the reason is recorded
     ops_backend.reset_usage()
     got = egnn_edges(*args, act="gelu", backend="native" if native.available() else "torch")
@@ -254,8 +251,8 @@ def test_layer_native_matches_torch(cfg, width):
     if cfg.get("channels") is None:
         edges_native = takes
     else:  # the multi-channel kernel's module (where present) says what it takes
-        edges_native = "egnn_edges" in ran and ran["egnn_edges"].get("reason") is None and _multichannel() is not None
-        assert edges_native or _multichannel() is None or width != H, ran
+        edges_native = "egnn_edges" in ran and ran["egnn_edges"].get("reason") is None
+        assert edges_native or width != H, ran
     assert ran["egnn_edges"]["native"] == (1 if edges_native else 0), ran
     assert ran["node_update"]["native"] == (1 if takes else 0), ran
     off = _layer_run(layer, h, x, e, a, "torch")

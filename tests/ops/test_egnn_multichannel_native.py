@@ -179,11 +179,11 @@ def test_opcheck():
     args = make(C=2, batch=(2, 3), q="bcast", N=5)
     op, call = mc.native_call(*args, cfg("leaky_relu", 2, 0.3))
     torch.library.opcheck(op, call)
-    h, W1, b1, x, Q, Wr, W2, b2, Wc1, bc1, Wc2, recv, send, rep, act, slope, clampv = call
+    h, W1, b1, x, Q, Wr, W2, b2, Wc1, bc1, Wc2, recv, send, rep, act, clampv = call
     d = [t.detach() for t in (h, W1, b1, x, Q, Wr, W2, b2, Wc1, bc1, Wc2)]
     gm, gt = torch.randn_like(d[0]), torch.randn_like(d[3])
     torch.library.opcheck(torch.ops.graphdyn.egnn_edges_mc_backward.default,
-                          (gm, gt, *d, recv, send, rep, act, slope, clampv, True, True, True))
+                          (gm, gt, *d, recv, send, rep, act, clampv, True, True, True))
     # without edge projections or coordinate update (optional arguments None, empty outputs)
     args = make(C=3, batch=(2,), coords=False)
     op, call = mc.native_call(*args, cfg("silu", 3, coords=False))
@@ -193,10 +193,10 @@ def test_opcheck():
 def test_backward_op_skips_unwanted_gradients():
     args = make(C=4, q="edge")
     op, call = mc.native_call(*args, cfg())
-    h, W1, b1, x, Q, Wr, W2, b2, Wc1, bc1, Wc2, recv, send, rep, act, slope, clampv = call
+    h, W1, b1, x, Q, Wr, W2, b2, Wc1, bc1, Wc2, recv, send, rep, act, clampv = call
     d = [t.detach() for t in (h, W1, b1, x, Q, Wr, W2, b2, Wc1, bc1, Wc2)]
     grads = torch.ops.graphdyn.egnn_edges_mc_backward(torch.ones_like(d[0]), torch.ones_like(d[3]), *d, recv, send, rep,
-                                                      act, slope, clampv, False, False, False)
+                                                      act, clampv, False, False, False)
     assert grads[0].numel() == grads[3].numel() == grads[4].numel() == 0
     assert grads[1].shape == (H, 2 * H) and grads[5].shape == (H, 16) and grads[10].shape == (4, H)
 
@@ -206,6 +206,7 @@ def test_backward_op_skips_unwanted_gradients():
     [
         (lambda a, c: (a, cfg(c.act, None)), "single-channel"),
         (lambda a, c: (a, cfg("gelu")), "activation"),
+        (lambda a, c: (a, SimpleNamespace(**{**vars(cfg("leaky_relu")), "slope": 0.01})), "slope 0.01"),
         (lambda a, c: (make(C=6), cfg(C=6)), "channels"),
         (lambda a, c: (a[:3] + [a[3].detach()[..., :2, :]] + a[4:], c), "x"),
         (lambda a, c: (a[:5] + [a[5].detach()[:, :9]] + a[6:], c), "Wr"),

@@ -64,7 +64,8 @@ _TYPES = (
 #: and the ops read them from here (``native_refusal``)
 LIMITS = {
     "EDFT_MAXK": 256,  # frequencies (edft.c)
-    "EGNN_MAXD": 8,  # spatial dimension of the EGNN edge kernel (egnn_edges.c)
+    "EGNN_MAXD": 8,  # spatial dimension of the EGNN edge kernels (egnn_edges.c, egnn_multichannel.c)
+    "EGNN_MAXC": 5,  # coordinate channels of the multi-channel EGNN edge kernel (C C <= LIN_MAXH)
     "AT_MAXC": 8,  # coordinate channels of the attention kernel (AdK's backbone has 4)
     "AT_MAXD": 8,  # spatial dimension of the attention kernel
     "LIN_MAXH": 32,  # the widest hidden width of any kernel (common.c's small linear layers)

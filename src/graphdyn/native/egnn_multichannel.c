@@ -27,49 +27,27 @@
  * buffers summed in thread order (reruns are bit-identical for one thread count); outer
  * products are stashed MC_STASH rows at a time.
  *
- * Activations: common.c's relu (0), silu (1), tanh (2), and leaky_relu (MC_LEAKY = 3) with its
- * slope, here. clampv < 0: no clamp. Only hidden width 16 (ESTAG's) is compiled; C <= MC_MAXC
+ * Activations: common.c's (relu, silu, tanh, leaky_relu with LEAKY_SLOPE). clampv < 0: no clamp. Only hidden width 16 (ESTAG's) is compiled; C <= EGNN_MAXC
  * (C C <= LIN_MAXH: g_rad comes out of lin_core), D <= EGNN_MAXD; four channels in 3-D (AdK's
  * backbone) get their own constant-size copy. Both functions return 0, 1 when memory ran out,
  * or 2 for sizes or an activation they do not take.
  */
 
-#ifndef EGNN_MAXD
-#define EGNN_MAXD 8
-#endif
-#ifndef MC_MAXC
-#define MC_MAXC 5 /* coordinate channels: C C = 25 <= LIN_MAXH */
-#endif
-#define MC_LEAKY 3       /* activation code of leaky_relu (common.c has 0, 1, 2) */
+/* EGNN_MAXD, EGNN_MAXC (C C <= LIN_MAXH), LIN_MAXH: native/__init__.py LIMITS */
 #define MC_RB 8          /* edge rows computed together */
 #define MC_STASH 16      /* edge rows whose weight-gradient outer products are summed together */
 #define MC_TILE_BYTES (2048 * 1024) /* a tile's P and S rows of every node (g_P, g_S in the backward) */
 #define MC_EPS ((real)1e-12)       /* the Gram norm's floor */
-#define MC_CD (MC_MAXC * EGNN_MAXD)
-#define MC_CC (MC_MAXC * MC_MAXC)
+#define MC_CD (EGNN_MAXC * EGNN_MAXD)
+#define MC_CC (EGNN_MAXC * EGNN_MAXC)
 #define MC_AI static inline __attribute__((always_inline))
 
-/* a[0:n] = act(z[0:n]); kept (may be NULL; unused by relu and leaky_relu) gets the derivative terms */
-MC_AI void F(mc_act)(real *restrict a, real *restrict kept, const real *restrict z, int64_t n, int act, real slope) {
-    if (act == MC_LEAKY) {
-#pragma omp simd
-        for (int64_t k = 0; k < n; ++k) a[k] = z[k] > 0 ? z[k] : slope * z[k];
-    } else if (kept) {
+/* a[0:n] = act(z[0:n]); kept (may be NULL in the forward pass) gets the derivative terms */
+MC_AI void F(mc_act)(real *restrict a, real *restrict kept, const real *restrict z, int64_t n, int act) {
+    if (kept)
         F(act_apply_keep)(a, kept, z, n, act);
-    } else {
+    else
         F(act_apply)(a, z, n, act);
-    }
-}
-
-/* g[0:n] = gs[0:n] act'(z[0:n]) (PyTorch's convention at 0: relu and leaky_relu take the left side) */
-MC_AI void F(mc_act_grad)(real *restrict g, const real *restrict gs, const real *restrict z, const real *restrict kept,
-                          int64_t n, int act, real slope) {
-    if (act == MC_LEAKY) {
-#pragma omp simd
-        for (int64_t k = 0; k < n; ++k) g[k] = z[k] > 0 ? gs[k] : slope * gs[k];
-    } else {
-        F(act_mul_grad_kept)(g, gs, z, kept, n, act);
-    }
 }
 
 /* gW [O, I] += sum_b g_b (x) v_b over nb rows (g [nb, O], v [nb, I]; I <= LIN_MAXH) */
@@ -137,7 +115,7 @@ MC_AI void F(mc_forward_blk)(const real *restrict Pi, const real *restrict Sj, c
                              int64_t rep, int64_t r0, const real *restrict xi, const real *restrict xj,
                              const real *restrict WrT, const real *restrict W2t, const real *restrict b2,
                              const real *restrict Wc1t, const real *restrict bc1, const real *restrict Wc2t,
-                             int64_t nb, int64_t H, int64_t C, int64_t D, int act, real slope, int coords,
+                             int64_t nb, int64_t H, int64_t C, int64_t D, int act, int coords,
                              real *restrict d, real *restrict gn, real *restrict rad, real *restrict phi,
                              real *restrict z1, real *restrict a1, real *restrict z2, real *restrict m,
                              real *restrict z3, real *restrict a3, real *restrict kept) {
@@ -162,25 +140,25 @@ MC_AI void F(mc_forward_blk)(const real *restrict Pi, const real *restrict Sj, c
         for (int64_t k = 0; k < H; ++k) z1[b * H + k] = Pi[b * H + k] + Sj[b * H + k] + (Qb ? Qb[k] : 0);
     }
     F(lin_core)(z1, z1, H, rad, WrT, nb, CC, H); /* z1 += Wr rad */
-    F(mc_act)(a1, kept, z1, nb * H, act, slope);
+    F(mc_act)(a1, kept, z1, nb * H, act);
     F(lin_rows)(z2, a1, W2t, b2, nb, H, H);
-    F(mc_act)(m, kept ? kept + MC_RB * H : NULL, z2, nb * H, act, slope);
+    F(mc_act)(m, kept ? kept + MC_RB * H : NULL, z2, nb * H, act);
     if (!coords) return;
     F(lin_rows)(z3, m, Wc1t, bc1, nb, H, H);
-    F(mc_act)(a3, kept ? kept + 2 * MC_RB * H : NULL, z3, nb * H, act, slope);
+    F(mc_act)(a3, kept ? kept + 2 * MC_RB * H : NULL, z3, nb * H, act);
     F(lin_core)(phi, NULL, 0, a3, Wc2t, nb, H, C); /* phi = Wc2 a3 */
 }
 
 MC_AI void F(mc_fwd_blk_acc)(const real *Pi, const real *Sj, const real *Q, int64_t qe, int64_t rep, const real *x,
                              int64_t i, int64_t j, int64_t e, int64_t r, const real *WrT, const real *W2t,
                              const real *b2, const real *Wc1t, const real *bc1, const real *Wc2t, real *aggm,
-                             real *aggt, int64_t R, int64_t nb, int64_t H, int64_t C, int64_t D, int act, real slope,
+                             real *aggt, int64_t R, int64_t nb, int64_t H, int64_t C, int64_t D, int act,
                              real clampv, real *z1, real *a1, real *z2, real *m, real *z3, real *a3) {
     const int coords = aggt != NULL;
     const int64_t CD = C * D, ir = i * R + r, jr = j * R + r;
-    real d[MC_RB * MC_CD], gn[MC_RB], rad[MC_RB * MC_CC], phi[MC_RB * MC_MAXC];
+    real d[MC_RB * MC_CD], gn[MC_RB], rad[MC_RB * MC_CC], phi[MC_RB * EGNN_MAXC];
     F(mc_forward_blk)(Pi, Sj, Q, e * qe, rep, r, x + ir * CD, x + jr * CD, WrT, W2t, b2, Wc1t, bc1, Wc2t, nb, H, C,
-                      D, act, slope, coords, d, gn, rad, phi, z1, a1, z2, m, z3, a3, NULL);
+                      D, act, coords, d, gn, rad, phi, z1, a1, z2, m, z3, a3, NULL);
     real *restrict am = aggm + ir * H;
 #pragma omp simd
     for (int64_t k = 0; k < nb * H; ++k) am[k] += m[k];
@@ -199,7 +177,7 @@ MC_AI void F(mc_fwd_rows)(const real *h, const real *W1it, const real *W1jt, con
                           const real *Q, int64_t qe, int64_t rep, const real *x, const int64_t *recv,
                           const int64_t *send, const real *WrT, const real *W2t, const real *b2, const real *Wc1t,
                           const real *bc1, const real *Wc2t, real *aggm, real *aggt, int64_t N, int64_t R, int64_t E,
-                          int64_t H, int64_t C, int64_t D, int act, real slope, real clampv, int64_t r0, int64_t r1) {
+                          int64_t H, int64_t C, int64_t D, int act, real clampv, int64_t r0, int64_t r1) {
     real z1[MC_RB * H], a1[MC_RB * H], z2[MC_RB * H], m[MC_RB * H], z3[MC_RB * H], a3[MC_RB * H];
     const int64_t RT = F(mc_tile_rows)(N, H);
     F(mc_zero_rows)(aggm, N, R, H, r0, r1);
@@ -214,17 +192,17 @@ MC_AI void F(mc_fwd_rows)(const real *h, const real *W1it, const real *W1jt, con
                 const real *Pi = Pt + (i * RT + r - ra) * H, *Sj = St + (j * RT + r - ra) * H;
                 if (nb == MC_RB) /* the full block with a constant count: its loops unroll */
                     F(mc_fwd_blk_acc)(Pi, Sj, Q, qe, rep, x, i, j, e, r, WrT, W2t, b2, Wc1t, bc1, Wc2t, aggm, aggt,
-                                      R, MC_RB, H, C, D, act, slope, clampv, z1, a1, z2, m, z3, a3);
+                                      R, MC_RB, H, C, D, act, clampv, z1, a1, z2, m, z3, a3);
                 else
                     F(mc_fwd_blk_acc)(Pi, Sj, Q, qe, rep, x, i, j, e, r, WrT, W2t, b2, Wc1t, bc1, Wc2t, aggm, aggt,
-                                      R, nb, H, C, D, act, slope, clampv, z1, a1, z2, m, z3, a3);
+                                      R, nb, H, C, D, act, clampv, z1, a1, z2, m, z3, a3);
             }
         }
     }
 }
 
 static int F(mc_bad_sizes)(int64_t H, int64_t C, int64_t D, int act) {
-    return H != 16 || C < 1 || C > MC_MAXC || C * C > LIN_MAXH || D < 1 || D > EGNN_MAXD || act < 0 || act > MC_LEAKY;
+    return H != 16 || C < 1 || C > EGNN_MAXC || C * C > LIN_MAXH || D < 1 || D > EGNN_MAXD || act < 0 || act > ACT_LEAKY_RELU;
 }
 
 /* aggm [N, R, H] and aggt [N, R, C, D] (NULL: no coordinate update) are written here. h [N, R, H];
@@ -235,7 +213,7 @@ static int F(mc_bad_sizes)(int64_t H, int64_t C, int64_t D, int act) {
 int F(egnn_mc_fwd)(const real *h, const real *W1it, const real *W1jt, const real *b1, const real *Q, int64_t qe,
                    int64_t rep, const real *x, const int64_t *recv, const int64_t *send, const real *WrT,
                    const real *W2t, const real *b2, const real *Wc1t, const real *bc1, const real *Wc2t, real *aggm,
-                   real *aggt, int64_t N, int64_t R, int64_t E, int64_t H, int64_t C, int64_t D, int act, real slope,
+                   real *aggt, int64_t N, int64_t R, int64_t E, int64_t H, int64_t C, int64_t D, int act,
                    real clampv, int nthreads) {
     if (F(mc_bad_sizes)(H, C, D, act) || rep < 1) return 2;
     if (nthreads < 1) nthreads = 1;
@@ -249,10 +227,10 @@ int F(egnn_mc_fwd)(const real *h, const real *W1it, const real *W1jt, const real
         real *Pt = buf + t * per, *St = Pt + tile / 2;
         if (C == 4 && D == 3) /* AdK's backbone: the channel and coordinate loops unroll */
             F(mc_fwd_rows)(h, W1it, W1jt, b1, Pt, St, Q, qe, rep, x, recv, send, WrT, W2t, b2, Wc1t, bc1, Wc2t, aggm,
-                           aggt, N, R, E, 16, 4, 3, act, slope, clampv, r0, r1);
+                           aggt, N, R, E, 16, 4, 3, act, clampv, r0, r1);
         else
             F(mc_fwd_rows)(h, W1it, W1jt, b1, Pt, St, Q, qe, rep, x, recv, send, WrT, W2t, b2, Wc1t, bc1, Wc2t, aggm,
-                           aggt, N, R, E, 16, C, D, act, slope, clampv, r0, r1);
+                           aggt, N, R, E, 16, C, D, act, clampv, r0, r1);
     }
     free(buf);
     return 0;
@@ -284,7 +262,7 @@ MC_AI void F(mc_bwd_blk)(const real *Pi, const real *Sj, const real *Q, real *gQ
                          const real *W2t, const real *W2, const real *b2, const real *Wc1t, const real *Wc1,
                          const real *bc1, const real *Wc2, const real *Wc2t, const real *Gm, const real *Gt,
                          real *gPi, real *gSj, real *gx, real *tWr, real *tW2, real *tb2, real *tWc1, real *tbc1,
-                         real *tWc2, int64_t R, int64_t nb, int64_t H, int64_t C, int64_t D, int act, real slope,
+                         real *tWc2, int64_t R, int64_t nb, int64_t H, int64_t C, int64_t D, int act,
                          real clampv, real *z1, real *z2, real *z3, real *gm, real *ga, real *kept,
                          struct F(mc_stash) *st) {
     const int coords = Gt != NULL;
@@ -295,9 +273,9 @@ MC_AI void F(mc_bwd_blk)(const real *Pi, const real *Sj, const real *Q, real *gQ
     real *restrict a1 = st->v2 + s * H, *restrict gz2 = st->g2 + s * H, *restrict m = st->vc + s * H,
                    *restrict gz3 = st->gc + s * H, *restrict gz1 = st->gr + s * H, *restrict rad = st->vr + s * CC,
                    *restrict gphi = st->gp + s * C, *restrict a3 = st->vp + s * H;
-    real d[MC_RB * MC_CD], gn[MC_RB], phi[MC_RB * MC_MAXC], gd[MC_RB * MC_CD];
+    real d[MC_RB * MC_CD], gn[MC_RB], phi[MC_RB * EGNN_MAXC], gd[MC_RB * MC_CD];
     F(mc_forward_blk)(Pi, Sj, Q, e * qe, rep, r, x + ir * CD, x + jr * CD, WrT, W2t, b2, Wc1t, bc1, Wc2t, nb, H, C, D,
-                      act, slope, coords, d, gn, rad, phi, z1, a1, z2, m, z3, a3, kept);
+                      act, coords, d, gn, rad, phi, z1, a1, z2, m, z3, a3, kept);
     const real *gmr = Gm + ir * H; /* g_m: the incoming gradient, plus Wc1^T g_z3 with coordinates */
     if (coords) {
         const real *gt = Gt + ir * CD;
@@ -315,7 +293,7 @@ MC_AI void F(mc_bwd_blk)(const real *Pi, const real *Sj, const real *Q, real *gQ
                 gphi[b * C + c] = g;
             }
         F(lin_core)(ga, NULL, 0, gphi, Wc2, nb, C, H); /* g_a3 = Wc2^T g_phi */
-        F(mc_act_grad)(gz3, ga, z3, kept + 2 * MC_RB * H, nb * H, act, slope);
+        F(act_mul_grad_kept)(gz3, ga, z3, kept + 2 * MC_RB * H, nb * H, act);
         for (int64_t b = 0; b < nb; ++b)
 #pragma omp simd
             for (int64_t k = 0; k < H; ++k) tbc1[k] += gz3[b * H + k];
@@ -324,12 +302,12 @@ MC_AI void F(mc_bwd_blk)(const real *Pi, const real *Sj, const real *Q, real *gQ
     } else {
         for (int64_t q = 0; q < nb * CD; ++q) gd[q] = 0;
     }
-    F(mc_act_grad)(gz2, gmr, z2, kept + MC_RB * H, nb * H, act, slope);
+    F(act_mul_grad_kept)(gz2, gmr, z2, kept + MC_RB * H, nb * H, act);
     for (int64_t b = 0; b < nb; ++b)
 #pragma omp simd
         for (int64_t k = 0; k < H; ++k) tb2[k] += gz2[b * H + k];
     F(lin_core)(ga, NULL, 0, gz2, W2, nb, H, H); /* g_a1 = W2^T g_z2 */
-    F(mc_act_grad)(gz1, ga, z1, kept, nb * H, act, slope);
+    F(act_mul_grad_kept)(gz1, ga, z1, kept, nb * H, act);
     st->n += nb;
 #pragma omp simd
     for (int64_t k = 0; k < nb * H; ++k) gPi[k] += gz1[k];
@@ -370,10 +348,10 @@ MC_AI void F(mc_bwd_rows)(const real *h, const real *W1it, const real *W1jt, con
                           const real *Wc1, const real *bc1, const real *Wc2, const real *Wc2t, const real *Gm,
                           const real *Gt, real *gh, real *gx, real *tWr, real *tW2, real *tb2, real *tWc1, real *tbc1,
                           real *tWc2, real *tW1i, real *tW1j, real *tb1, int64_t N, int64_t R, int64_t E, int64_t H,
-                          int64_t C, int64_t D, int act, real slope, real clampv, int64_t r0, int64_t r1) {
+                          int64_t C, int64_t D, int act, real clampv, int64_t r0, int64_t r1) {
     real z1[MC_RB * H], z2[MC_RB * H], z3[MC_RB * H], gm[MC_RB * H], ga[MC_RB * H], kept[3 * MC_RB * H];
     real g2[MC_STASH * H], v2[MC_STASH * H], gc[MC_STASH * H], vc[MC_STASH * H], gr[MC_STASH * H],
-        vr[MC_STASH * MC_CC], gp[MC_STASH * MC_MAXC], vp[MC_STASH * H];
+        vr[MC_STASH * MC_CC], gp[MC_STASH * EGNN_MAXC], vp[MC_STASH * H];
     struct F(mc_stash) st = {g2, v2, gc, vc, gr, vr, gp, vp, 0};
     const int64_t RT = F(mc_tile_rows)(N, H);
     if (gx) F(mc_zero_rows)(gx, N, R, C * D, r0, r1);
@@ -392,11 +370,11 @@ MC_AI void F(mc_bwd_rows)(const real *h, const real *W1it, const real *W1jt, con
                 if (nb == MC_RB)
                     F(mc_bwd_blk)(Pt + it, St + jt, Q, gQ, qe, rep, x, i, j, e, r, Wr, WrT, W2t, W2, b2, Wc1t, Wc1, bc1,
                                   Wc2, Wc2t, Gm, Gt, gPt + it, gSt + jt, gx, tWr, tW2, tb2, tWc1, tbc1, tWc2, R, MC_RB,
-                                  H, C, D, act, slope, clampv, z1, z2, z3, gm, ga, kept, &st);
+                                  H, C, D, act, clampv, z1, z2, z3, gm, ga, kept, &st);
                 else
                     F(mc_bwd_blk)(Pt + it, St + jt, Q, gQ, qe, rep, x, i, j, e, r, Wr, WrT, W2t, W2, b2, Wc1t, Wc1, bc1,
                                   Wc2, Wc2t, Gm, Gt, gPt + it, gSt + jt, gx, tWr, tW2, tb2, tWc1, tbc1, tWc2, R, nb, H,
-                                  C, D, act, slope, clampv, z1, z2, z3, gm, ga, kept, &st);
+                                  C, D, act, clampv, z1, z2, z3, gm, ga, kept, &st);
             }
         }
         F(mc_unproject)(gh, gPt, gSt, h, W1i, W1j, tW1i, tW1j, tb1, N, R, RT, ra, rb - ra, H);
@@ -414,7 +392,7 @@ int F(egnn_mc_bwd)(const real *h, const real *W1it, const real *W1jt, const real
                    const int64_t *recv, const int64_t *send, const real *Wr, const real *WrT, const real *W2t,
                    const real *W2, const real *b2, const real *Wc1t, const real *Wc1, const real *bc1, const real *Wc2,
                    const real *Wc2t, const real *Gm, const real *Gt, real *gh, real *gx, real *gblock, int64_t N,
-                   int64_t R, int64_t E, int64_t H, int64_t C, int64_t D, int act, real slope, real clampv,
+                   int64_t R, int64_t E, int64_t H, int64_t C, int64_t D, int act, real clampv,
                    int nthreads) {
     if (F(mc_bad_sizes)(H, C, D, act) || rep < 1) return 2;
     const int64_t nblock = H * C * C + 4 * H * H + 3 * H + C * H, per = F(padded)(nblock);
@@ -437,11 +415,11 @@ int F(egnn_mc_bwd)(const real *h, const real *W1it, const real *W1jt, const real
         if (C == 4 && D == 3)
             F(mc_bwd_rows)(h, W1it, W1jt, W1i, W1j, b1, Pt, St, gPt, gSt, Q, gQ, qe, rep, x, recv, send, Wr, WrT, W2t,
                            W2, b2, Wc1t, Wc1, bc1, Wc2, Wc2t, Gm, Gt, gh, gx, tWr, tW2, tb2, tWc1, tbc1, tWc2, tW1i,
-                           tW1j, tb1, N, R, E, 16, 4, 3, act, slope, clampv, r0, r1);
+                           tW1j, tb1, N, R, E, 16, 4, 3, act, clampv, r0, r1);
         else
             F(mc_bwd_rows)(h, W1it, W1jt, W1i, W1j, b1, Pt, St, gPt, gSt, Q, gQ, qe, rep, x, recv, send, Wr, WrT, W2t,
                            W2, b2, Wc1t, Wc1, bc1, Wc2, Wc2t, Gm, Gt, gh, gx, tWr, tW2, tb2, tWc1, tbc1, tWc2, tW1i,
-                           tW1j, tb1, N, R, E, 16, C, D, act, slope, clampv, r0, r1);
+                           tW1j, tb1, N, R, E, 16, C, D, act, clampv, r0, r1);
     }
     F(sum_threads)(gblock, buf, per, nblock, nthreads);
     free(buf);

@@ -34,8 +34,8 @@ Implementations (chosen by :mod:`graphdyn.ops.backend`):
   every edge row computed with its hidden vectors in registers and recomputed in the backward
   (``graphdyn::egnn_edges_backward``). CPU, float32/float64, ``H`` in :data:`WIDTHS`,
   ``D <= MAX_D``, ``act`` in ``graphdyn.native.ACTS``, ``Q`` broadcast over trailing batch axes.
-* multi-channel coordinates: the kernel of :mod:`graphdyn.ops.egnn_multichannel_native` where that
-  module exists (:func:`_multichannel`); else the reference.
+* multi-channel coordinates: the kernel of :mod:`graphdyn.ops.egnn_multichannel_native`
+  (:func:`_multichannel`).
 """
 
 from __future__ import annotations
@@ -125,10 +125,7 @@ def native_refusal(h, W1, b1, x, Q, Wr, W2, b2, Wc1, bc1, Wc2, edge_index, act="
                    clamp=None) -> str | None:
     """Why no native kernel can take this call (None: one can)."""
     if x.dim() == h.dim() + 1:
-        mc = _multichannel()
-        if mc is None:
-            return "multi-channel coordinates (no multi-channel kernel in this build)"
-        return mc.native_refusal(h, W1, b1, x, Q, Wr, W2, b2, Wc1, bc1, Wc2, edge_index, _cfg(h, x, Wc1, act, unit_vectors, clamp))
+        return _multichannel().native_refusal(h, W1, b1, x, Q, Wr, W2, b2, Wc1, bc1, Wc2, edge_index, _cfg(h, x, Wc1, act, unit_vectors, clamp))
     coords = [Wc1, bc1, Wc2]
     if any(t is None for t in coords) and any(t is not None for t in coords):
         return "Wc1, bc1 and Wc2 must be given together"
@@ -149,15 +146,13 @@ def native_refusal(h, W1, b1, x, Q, Wr, W2, b2, Wc1, bc1, Wc2, edge_index, act="
 
 
 def _multichannel():
-    """The multi-channel kernel's op module (:mod:`graphdyn.ops.egnn_multichannel_native`), or
-    None where this checkout has none. Hook: it provides ``native_refusal(..., cfg)`` and
-    ``native_call(..., cfg) -> (custom op, args)`` with this op's tensor arguments and a
-    config ``cfg`` (attributes ``act, slope, channels, unit_vectors, clamp, update_coords``)."""
-    try:
-        from graphdyn.ops import egnn_multichannel_native as mc
-    except ImportError:
-        return None
-    return mc if hasattr(mc, "native_call") and hasattr(mc, "native_refusal") else None
+    """The multi-channel kernel's op module (:mod:`graphdyn.ops.egnn_multichannel_native`, imported
+    on first use). It provides ``native_refusal(..., cfg)`` and ``native_call(..., cfg) -> (custom
+    op, args)`` with this op's tensor arguments and a config ``cfg`` (attributes ``act, slope,
+    channels, unit_vectors, clamp, update_coords``)."""
+    from graphdyn.ops import egnn_multichannel_native
+
+    return egnn_multichannel_native
 
 
 def _cfg(h, x, Wc1, act, unit_vectors, clamp):
@@ -335,13 +330,13 @@ def cases(dtype: torch.dtype = torch.float64) -> list[tuple[tuple, dict]]:
         h, x = t(5, *batch, H), t(5, *batch, D)
         Q = None if Qshape is None else t(*(ei.shape[1] if n == "E" else n for n in Qshape), H, scale=0.3)
         out.append(((h, W1, b1, x, Q, Wr, W2, b2, Wc1, bc1, Wc2, ei), {"act": act, "unit_vectors": unit, "clamp": clamp}))
-    if _multichannel() is not None:  # the multi-channel kernel's calls (4 channels, as AdK's backbone)
-        for batch, Qshape, act, clamp, coords in (((3,), ("E", 1), "silu", None, True), ((2, 2), None, "relu", 0.5, True),
-                                                  ((2,), (1, 2), "silu", None, False)):
-            (W1, b1), (_, W2, b2), (Wc1, bc1, Wc2) = weights(coords)
-            Wr = t(H, 16, scale=0.3)
-            Wc2 = None if Wc2 is None else t(4, H, scale=0.3)
-            h, x = t(5, *batch, H), t(5, *batch, 4, 3)
-            Q = None if Qshape is None else t(*(loopless.shape[1] if n == "E" else n for n in Qshape), H, scale=0.3)
-            out.append(((h, W1, b1, x, Q, Wr, W2, b2, Wc1, bc1, Wc2, loopless), {"act": act, "unit_vectors": False, "clamp": clamp}))
+    # the multi-channel kernel's calls (4 channels, as AdK's backbone)
+    for batch, Qshape, act, clamp, coords in (((3,), ("E", 1), "silu", None, True), ((2, 2), None, "relu", 0.5, True),
+                                              ((2,), (1, 2), "silu", None, False)):
+        (W1, b1), (_, W2, b2), (Wc1, bc1, Wc2) = weights(coords)
+        Wr = t(H, 16, scale=0.3)
+        Wc2 = None if Wc2 is None else t(4, H, scale=0.3)
+        h, x = t(5, *batch, H), t(5, *batch, 4, 3)
+        Q = None if Qshape is None else t(*(loopless.shape[1] if n == "E" else n for n in Qshape), H, scale=0.3)
+        out.append(((h, W1, b1, x, Q, Wr, W2, b2, Wc1, bc1, Wc2, loopless), {"act": act, "unit_vectors": False, "clamp": clamp}))
     return out

@@ -26,7 +26,8 @@ implementation for tracing. :func:`egnn_edges_mc_native` takes the arguments of
 :func:`graphdyn.ops.egnn_edges.reference` and returns ``None`` where the kernel does not apply
 (:func:`native_refusal` says why): single-channel coordinates, a hidden width other than
 :data:`WIDTHS`, more than :data:`MAX_CHANNELS` channels or :data:`MAX_DIM` dimensions, unit
-vectors, an activation outside :data:`ACT_CODES`, another device or dtype, no compiler.
+vectors, an activation outside :data:`ACT_CODES` (or a leaky_relu slope other than
+``native.LIMITS['LEAKY_SLOPE']``), another device or dtype, no compiler.
 """
 
 from __future__ import annotations
@@ -41,10 +42,9 @@ from graphdyn.ops.egnn_edges import broadcast_rows
 
 NAME = "egnn_edges_mc"
 WIDTHS = (16,)  # hidden widths compiled (ESTAG's)
-MAX_CHANNELS = 5  # MC_MAXC in egnn_multichannel.c (C C must fit common.c's LIN_MAXH = 32)
+MAX_CHANNELS = native.LIMITS["EGNN_MAXC"]
 MAX_DIM = native.LIMITS["EGNN_MAXD"]
-#: common.c's activations plus leaky_relu (MC_LEAKY in egnn_multichannel.c)
-ACT_CODES = {**native.ACTS, "leaky_relu": 3}
+ACT_CODES = native.ACTS
 _KERNELS = ("egnn_mc_fwd", "egnn_mc_bwd")
 
 
@@ -77,7 +77,7 @@ def _qe(Q: torch.Tensor | None) -> int:
 def _mc_forward(h: torch.Tensor, W1: torch.Tensor, b1: torch.Tensor, x: torch.Tensor, Q: Optional[torch.Tensor],
                 Wr: torch.Tensor, W2: torch.Tensor, b2: torch.Tensor, Wc1: Optional[torch.Tensor],
                 bc1: Optional[torch.Tensor], Wc2: Optional[torch.Tensor], recv: torch.Tensor, send: torch.Tensor,
-                rep: int, act: int, slope: float, clampv: float) -> tuple[torch.Tensor, torch.Tensor]:
+                rep: int, act: int, clampv: float) -> tuple[torch.Tensor, torch.Tensor]:
     N, R, E, H, C, D = _sizes(h, x, recv)
     h, x, b1, b2 = h.contiguous(), x.contiguous(), b1.contiguous(), b2.contiguous()
     Q = None if Q is None else Q.contiguous()
@@ -91,13 +91,13 @@ def _mc_forward(h: torch.Tensor, W1: torch.Tensor, b1: torch.Tensor, x: torch.Te
         "egnn_mc_fwd", h.dtype, p(h), p(w1it), p(w1jt), p(b1), p(Q), native.i64(_qe(Q)), native.i64(rep), p(x),
         p(recv), p(send), p(wrt), p(w2t), p(b2), p(wc1t), p(bc1), p(wc2t), p(agg_m), p(agg_t if coords else None),
         native.i64(N), native.i64(R), native.i64(E), native.i64(H), native.i64(C), native.i64(D), act,
-        _real(h.dtype, slope), _real(h.dtype, clampv), torch.get_num_threads(),
+        _real(h.dtype, clampv), torch.get_num_threads(),
     )
     return agg_m, agg_t
 
 
 @_mc_forward.register_fake
-def _(h, W1, b1, x, Q, Wr, W2, b2, Wc1, bc1, Wc2, recv, send, rep, act, slope, clampv):
+def _(h, W1, b1, x, Q, Wr, W2, b2, Wc1, bc1, Wc2, recv, send, rep, act, clampv):
     return torch.empty_like(h), (torch.empty_like(x) if Wc1 is not None else x.new_empty(0))
 
 
@@ -113,7 +113,7 @@ def _grad_shapes(h, W1, b1, x, Q, Wr, W2, b2, Wc1, bc1, Wc2, need_h, need_x, nee
 def _mc_backward(G_m: torch.Tensor, G_t: Optional[torch.Tensor], h: torch.Tensor, W1: torch.Tensor, b1: torch.Tensor,
                  x: torch.Tensor, Q: Optional[torch.Tensor], Wr: torch.Tensor, W2: torch.Tensor, b2: torch.Tensor,
                  Wc1: Optional[torch.Tensor], bc1: Optional[torch.Tensor], Wc2: Optional[torch.Tensor],
-                 recv: torch.Tensor, send: torch.Tensor, rep: int, act: int, slope: float, clampv: float,
+                 recv: torch.Tensor, send: torch.Tensor, rep: int, act: int, clampv: float,
                  need_h: bool, need_x: bool, need_Q: bool) -> tuple[
         torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor,
         torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -141,7 +141,7 @@ def _mc_backward(G_m: torch.Tensor, G_t: Optional[torch.Tensor], h: torch.Tensor
         "egnn_mc_bwd", h.dtype, p(h), p(w1it), p(w1jt), p(w1i), p(w1j), p(b1), p(Q), p(gQ), native.i64(_qe(Q)),
         native.i64(rep), p(x), p(recv), p(send), p(wr), p(wrt), p(w2t), p(w2), p(b2), p(wc1t), p(wc1), p(bc1c),
         p(wc2), p(wc2t), p(G_m), p(G_t), p(gh), p(gx), p(block), native.i64(N), native.i64(R), native.i64(E),
-        native.i64(H), native.i64(C), native.i64(D), act, _real(h.dtype, slope), _real(h.dtype, clampv),
+        native.i64(H), native.i64(C), native.i64(D), act, _real(h.dtype, clampv),
         torch.get_num_threads(),
     )
     gWr, gW2, gb2, gWc1, gbc1, gWc2, gW1i, gW1j, gb1 = block.split([H * C * C, H * H, H, H * H, H, C * H, H * H, H * H, H])
@@ -161,14 +161,14 @@ def _mc_backward(G_m: torch.Tensor, G_t: Optional[torch.Tensor], h: torch.Tensor
 
 
 @_mc_backward.register_fake
-def _(G_m, G_t, h, W1, b1, x, Q, Wr, W2, b2, Wc1, bc1, Wc2, recv, send, rep, act, slope, clampv, need_h, need_x, need_Q):
+def _(G_m, G_t, h, W1, b1, x, Q, Wr, W2, b2, Wc1, bc1, Wc2, recv, send, rep, act, clampv, need_h, need_x, need_Q):
     return tuple(_grad_shapes(h, W1, b1, x, Q, Wr, W2, b2, Wc1, bc1, Wc2, need_h, need_x, need_Q))
 
 
 def _setup(ctx, inputs, output):
-    h, W1, b1, x, Q, Wr, W2, b2, Wc1, bc1, Wc2, recv, send, rep, act, slope, clampv = inputs
+    h, W1, b1, x, Q, Wr, W2, b2, Wc1, bc1, Wc2, recv, send, rep, act, clampv = inputs
     ctx.save_for_backward(h, W1, b1, x, Q, Wr, W2, b2, Wc1, bc1, Wc2, recv, send)
-    ctx.args = (rep, act, slope, clampv)
+    ctx.args = (rep, act, clampv)
 
 
 def _backward(ctx, G_m, G_t):
@@ -183,7 +183,7 @@ def _backward(ctx, G_m, G_t):
     return (
         gh if need[0] else None, gW1, gb1, gx if need[3] else None, gQ if Q is not None and need[4] else None,
         gWr, gW2, gb2, gWc1 if coords else None, gbc1 if coords else None, gWc2 if coords else None,
-        None, None, None, None, None, None,
+        None, None, None, None, None,
     )
 
 
@@ -197,6 +197,8 @@ def native_refusal(h, W1, b1, x, Q, Wr, W2, b2, Wc1, bc1, Wc2, edge_index, cfg) 
         return "single-channel coordinates (the single-channel kernel of graphdyn.ops.egnn_edges takes them)"
     if cfg.act not in ACT_CODES:
         return f"activation {cfg.act!r} (the kernel knows {', '.join(ACT_CODES)})"
+    if cfg.act == "leaky_relu" and cfg.slope != native.LIMITS["LEAKY_SLOPE"]:
+        return f"leaky_relu slope {cfg.slope} (compiled: {native.LIMITS['LEAKY_SLOPE']})"
     if cfg.unit_vectors:
         return "unit vectors (single-channel only)"
     H = h.shape[-1]
@@ -236,7 +238,7 @@ def native_call(h, W1, b1, x, Q, Wr, W2, b2, Wc1, bc1, Wc2, edge_index, cfg):
     rep = 1 if Q is None else broadcast_rows(Q, h)
     clampv = -1.0 if cfg.clamp is None else float(cfg.clamp)
     coord = (Wc1, bc1, Wc2) if cfg.update_coords else (None, None, None)
-    return _mc_forward, (h, W1, b1, x, Q, Wr, W2, b2, *coord, recv, send, rep, ACT_CODES[cfg.act], float(cfg.slope), clampv)
+    return _mc_forward, (h, W1, b1, x, Q, Wr, W2, b2, *coord, recv, send, rep, ACT_CODES[cfg.act], clampv)
 
 
 def egnn_edges_mc_native(h, W1, b1, x, Q, Wr, W2, b2, Wc1, bc1, Wc2, edge_index, cfg):
