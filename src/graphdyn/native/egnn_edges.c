@@ -35,10 +35,13 @@
 #define EG_STASH 16     /* edge rows whose weight-gradient outer products are summed together */
 #define EG_TILE_BYTES (2048 * 1024) /* a tile's P and S rows of every node (its g_P, g_S in the backward) */
 
-/* rows per tile: a multiple of EG_RB whose P and S rows of all N nodes fill about EG_TILE_BYTES */
-static inline int64_t F(eg_tile_rows)(int64_t N, int64_t H) {
+/* rows per tile: a multiple of EG_RB whose P and S rows of all N nodes fill about EG_TILE_BYTES, and
+ * no more than a thread's share of the R rows (nthreads threads, whole groups of rep rows) needs */
+static inline int64_t F(eg_tile_rows)(int64_t N, int64_t H, int64_t R, int64_t rep, int nthreads) {
     const int64_t rt = EG_TILE_BYTES / (2 * (N > 0 ? N : 1) * H * (int64_t)sizeof(real)) / EG_RB * EG_RB;
-    return rt > EG_RB ? rt : EG_RB;
+    const int64_t share = ((R / rep + nthreads - 1) / nthreads * rep + EG_RB - 1) / EG_RB * EG_RB;
+    const int64_t n = rt < share ? rt : share;
+    return n > EG_RB ? n : EG_RB;
 }
 
 /* Pt, St [N, RT, H] (first nt rows of each node) = b1 + Wi h and Wj h of rows ra .. ra + nt of every node */
@@ -53,7 +56,7 @@ static inline __attribute__((always_inline)) void F(eg_project)(real *Pt, real *
 }
 
 /* zero rows r0 .. r1 of every node of a node-major [N, R, W] tensor (a thread's own rows) */
-static inline void F(zero_rows)(real *t, int64_t N, int64_t R, int64_t W, int64_t r0, int64_t r1) {
+static inline void F(zero_rows)(real *t, int64_t N, int64_t R, int64_t W, int64_t r0, int64_t r1, int64_t RT) {
     for (int64_t n = 0; n < N; ++n) memset(t + (n * R + r0) * W, 0, sizeof(real) * (r1 - r0) * W);
 }
 
@@ -126,11 +129,10 @@ static inline __attribute__((always_inline)) void F(eg_fwd_rows)(
     const real *h, const real *W1it, const real *W1jt, const real *b1, real *Pt, real *St, const real *Q, int64_t qe,
     int64_t rep, const real *x, const int64_t *recv, const int64_t *send, const real *Wr, const real *W2t,
     const real *b2, const real *Wc1t, const real *bc1, const real *Wc2, real *aggm, real *aggt, int64_t N, int64_t R,
-    int64_t E, int64_t H, int64_t D, int act, int unit, real clampv, int64_t r0, int64_t r1) {
+    int64_t E, int64_t H, int64_t D, int act, int unit, real clampv, int64_t r0, int64_t r1, int64_t RT) {
     real z1[EG_RB * H], a1[EG_RB * H], z2[EG_RB * H], m[EG_RB * H], z3[EG_RB * H], a3[EG_RB * H];
-    const int64_t RT = F(eg_tile_rows)(N, H);
-    F(zero_rows)(aggm, N, R, H, r0, r1);
-    if (aggt) F(zero_rows)(aggt, N, R, D, r0, r1);
+    F(zero_rows)(aggm, N, R, H, r0, r1, RT);
+    if (aggt) F(zero_rows)(aggt, N, R, D, r0, r1, RT);
     for (int64_t ra = r0; ra < r1; ra += RT) {
         const int64_t rb = ra + RT < r1 ? ra + RT : r1;
         F(eg_project)(Pt, St, h, W1it, W1jt, b1, N, R, RT, ra, rb - ra, H);
@@ -163,7 +165,8 @@ int F(egnn_edges_fwd)(const real *h, const real *W1it, const real *W1jt, const r
                       real clampv, int nthreads) {
     if (D > EGNN_MAXD || H != 16) return 2;
     if (nthreads < 1) nthreads = 1;
-    const int64_t tile = 2 * N * F(eg_tile_rows)(N, H) * H, per = F(padded)(tile);
+    const int64_t RT = F(eg_tile_rows)(N, H, R, rep, nthreads);
+    const int64_t tile = 2 * N * RT * H, per = F(padded)(tile);
     real *buf = aligned_alloc(128, sizeof(real) * (size_t)(per * nthreads > 0 ? per * nthreads : 1));
     if (!buf) return 1;
 #pragma omp parallel num_threads(nthreads)
@@ -174,9 +177,9 @@ int F(egnn_edges_fwd)(const real *h, const real *W1it, const real *W1jt, const r
         switch (H) {
             case 16: /* 3-D coordinates get their own constant-size copy: the D loops unroll */
                 if (D == 3)
-                    F(eg_fwd_rows)(h, W1it, W1jt, b1, Pt, St, Q, qe, rep, x, recv, send, Wr, W2t, b2, Wc1t, bc1, Wc2, aggm, aggt, N, R, E, 16, 3, act, unit, clampv, r0, r1);
+                    F(eg_fwd_rows)(h, W1it, W1jt, b1, Pt, St, Q, qe, rep, x, recv, send, Wr, W2t, b2, Wc1t, bc1, Wc2, aggm, aggt, N, R, E, 16, 3, act, unit, clampv, r0, r1, RT);
                 else
-                    F(eg_fwd_rows)(h, W1it, W1jt, b1, Pt, St, Q, qe, rep, x, recv, send, Wr, W2t, b2, Wc1t, bc1, Wc2, aggm, aggt, N, R, E, 16, D, act, unit, clampv, r0, r1);
+                    F(eg_fwd_rows)(h, W1it, W1jt, b1, Pt, St, Q, qe, rep, x, recv, send, Wr, W2t, b2, Wc1t, bc1, Wc2, aggm, aggt, N, R, E, 16, D, act, unit, clampv, r0, r1, RT);
                 break;
         }
     }
@@ -300,13 +303,12 @@ static inline __attribute__((always_inline)) void F(eg_bwd_rows)(
     const int64_t *recv, const int64_t *send, const real *Wr, const real *W2t, const real *W2, const real *b2,
     const real *Wc1t, const real *Wc1, const real *bc1, const real *Wc2, const real *Gm, const real *Gt, real *gh,
     real *gx, real *tWr, real *tW2, real *tb2, real *tWc1, real *tbc1, real *tWc2, real *tW1i, real *tW1j, real *tb1,
-    int64_t N, int64_t R, int64_t E, int64_t H, int64_t D, int act, int unit, real clampv, int64_t r0, int64_t r1) {
+    int64_t N, int64_t R, int64_t E, int64_t H, int64_t D, int act, int unit, real clampv, int64_t r0, int64_t r1, int64_t RT) {
     real z1[EG_RB * H], z2[EG_RB * H], z3[EG_RB * H], a3[EG_RB * H], gm[EG_RB * H],
         ga[EG_RB * H], gz[EG_RB * H], kept[3 * EG_RB * H];
     real s2g[EG_STASH * H], s2v[EG_STASH * H], scg[EG_STASH * H], scv[EG_STASH * H];
     int64_t ns = 0;
-    const int64_t RT = F(eg_tile_rows)(N, H);
-    if (gx) F(zero_rows)(gx, N, R, D, r0, r1);
+    if (gx) F(zero_rows)(gx, N, R, D, r0, r1, RT);
     if (gQ) /* this thread's rows of gQ [Eq, R / rep, H] */
         for (int64_t e = 0; e < (qe ? E : 1); ++e)
             memset(gQ + e * qe + r0 / rep * H, 0, sizeof(real) * (r1 - r0) / rep * H);
@@ -347,8 +349,9 @@ int F(egnn_edges_bwd)(const real *h, const real *W1it, const real *W1jt, const r
                       int64_t E, int64_t H, int64_t D, int act, int unit, real clampv, int nthreads) {
     if (D > EGNN_MAXD || H != 16) return 2;
     const int64_t nblock = 4 * H * H + 5 * H, per = F(padded)(nblock);
-    const int64_t tile = 2 * N * F(eg_tile_rows)(N, H) * H, tper = F(padded)(2 * tile);
     if (nthreads < 1) nthreads = 1;
+    const int64_t RT = F(eg_tile_rows)(N, H, R, rep, nthreads);
+    const int64_t tile = 2 * N * RT * H, tper = F(padded)(2 * tile);
     real *buf = F(zeroed)(per * nthreads);
     real *scratch = aligned_alloc(128, sizeof(real) * (size_t)(tper * nthreads));
     if (!buf || !scratch) {
@@ -366,9 +369,9 @@ int F(egnn_edges_bwd)(const real *h, const real *W1it, const real *W1jt, const r
         switch (H) {
             case 16: /* as in the forward, 3-D coordinates get their own copy */
                 if (D == 3)
-                    F(eg_bwd_rows)(h, W1it, W1jt, W1i, W1j, b1, Pt, St, gPt, gSt, Q, gQ, qe, rep, x, recv, send, Wr, W2t, W2, b2, Wc1t, Wc1, bc1, Wc2, Gm, Gt, gh, gx, tWr, tW2, tb2, tWc1, tbc1, tWc2, tW1i, tW1j, tb1, N, R, E, 16, 3, act, unit, clampv, r0, r1);
+                    F(eg_bwd_rows)(h, W1it, W1jt, W1i, W1j, b1, Pt, St, gPt, gSt, Q, gQ, qe, rep, x, recv, send, Wr, W2t, W2, b2, Wc1t, Wc1, bc1, Wc2, Gm, Gt, gh, gx, tWr, tW2, tb2, tWc1, tbc1, tWc2, tW1i, tW1j, tb1, N, R, E, 16, 3, act, unit, clampv, r0, r1, RT);
                 else
-                    F(eg_bwd_rows)(h, W1it, W1jt, W1i, W1j, b1, Pt, St, gPt, gSt, Q, gQ, qe, rep, x, recv, send, Wr, W2t, W2, b2, Wc1t, Wc1, bc1, Wc2, Gm, Gt, gh, gx, tWr, tW2, tb2, tWc1, tbc1, tWc2, tW1i, tW1j, tb1, N, R, E, 16, D, act, unit, clampv, r0, r1);
+                    F(eg_bwd_rows)(h, W1it, W1jt, W1i, W1j, b1, Pt, St, gPt, gSt, Q, gQ, qe, rep, x, recv, send, Wr, W2t, W2, b2, Wc1t, Wc1, bc1, Wc2, Gm, Gt, gh, gx, tWr, tW2, tb2, tWc1, tbc1, tWc2, tW1i, tW1j, tb1, N, R, E, 16, D, act, unit, clampv, r0, r1, RT);
                 break;
         }
     }

@@ -68,10 +68,13 @@ MC_AI void F(mc_outer)(real *restrict gW, const real *restrict g, const real *re
     }
 }
 
-/* rows per tile: a multiple of MC_RB whose P and S rows of all N nodes fill about MC_TILE_BYTES */
-static inline int64_t F(mc_tile_rows)(int64_t N, int64_t H) {
+/* rows per tile: a multiple of MC_RB whose P and S rows of all N nodes fill about MC_TILE_BYTES, and
+ * no more than a thread's share of the R rows (nthreads threads, whole groups of rep rows) needs */
+static inline int64_t F(mc_tile_rows)(int64_t N, int64_t H, int64_t R, int64_t rep, int nthreads) {
     const int64_t rt = MC_TILE_BYTES / (2 * (N > 0 ? N : 1) * H * (int64_t)sizeof(real)) / MC_RB * MC_RB;
-    return rt > MC_RB ? rt : MC_RB;
+    const int64_t share = ((R / rep + nthreads - 1) / nthreads * rep + MC_RB - 1) / MC_RB * MC_RB;
+    const int64_t n = rt < share ? rt : share;
+    return n > MC_RB ? n : MC_RB;
 }
 
 /* Pt, St [N, RT, H] (first nt rows of each node) = b1 + Wi h and Wj h of rows ra .. ra + nt */
@@ -104,7 +107,7 @@ MC_AI void F(mc_unproject)(real *gh, const real *gPt, const real *gSt, const rea
 }
 
 /* zero rows r0 .. r1 of every node of a node-major [N, R, W] tensor */
-static inline void F(mc_zero_rows)(real *t, int64_t N, int64_t R, int64_t W, int64_t r0, int64_t r1) {
+static inline void F(mc_zero_rows)(real *t, int64_t N, int64_t R, int64_t W, int64_t r0, int64_t r1, int64_t RT) {
     for (int64_t n = 0; n < N; ++n) memset(t + (n * R + r0) * W, 0, sizeof(real) * (r1 - r0) * W);
 }
 
@@ -177,11 +180,10 @@ MC_AI void F(mc_fwd_rows)(const real *h, const real *W1it, const real *W1jt, con
                           const real *Q, int64_t qe, int64_t rep, const real *x, const int64_t *recv,
                           const int64_t *send, const real *WrT, const real *W2t, const real *b2, const real *Wc1t,
                           const real *bc1, const real *Wc2t, real *aggm, real *aggt, int64_t N, int64_t R, int64_t E,
-                          int64_t H, int64_t C, int64_t D, int act, real clampv, int64_t r0, int64_t r1) {
+                          int64_t H, int64_t C, int64_t D, int act, real clampv, int64_t r0, int64_t r1, int64_t RT) {
     real z1[MC_RB * H], a1[MC_RB * H], z2[MC_RB * H], m[MC_RB * H], z3[MC_RB * H], a3[MC_RB * H];
-    const int64_t RT = F(mc_tile_rows)(N, H);
-    F(mc_zero_rows)(aggm, N, R, H, r0, r1);
-    if (aggt) F(mc_zero_rows)(aggt, N, R, C * D, r0, r1);
+    F(mc_zero_rows)(aggm, N, R, H, r0, r1, RT);
+    if (aggt) F(mc_zero_rows)(aggt, N, R, C * D, r0, r1, RT);
     for (int64_t ra = r0; ra < r1; ra += RT) {
         const int64_t rb = ra + RT < r1 ? ra + RT : r1;
         F(mc_project)(Pt, St, h, W1it, W1jt, b1, N, R, RT, ra, rb - ra, H);
@@ -217,7 +219,8 @@ int F(egnn_mc_fwd)(const real *h, const real *W1it, const real *W1jt, const real
                    real clampv, int nthreads) {
     if (F(mc_bad_sizes)(H, C, D, act) || rep < 1) return 2;
     if (nthreads < 1) nthreads = 1;
-    const int64_t tile = 2 * N * F(mc_tile_rows)(N, H) * H, per = F(padded)(tile);
+    const int64_t RT = F(mc_tile_rows)(N, H, R, rep, nthreads);
+    const int64_t tile = 2 * N * RT * H, per = F(padded)(tile);
     real *buf = aligned_alloc(128, sizeof(real) * (size_t)(per * nthreads > 0 ? per * nthreads : 1));
     if (!buf) return 1;
 #pragma omp parallel num_threads(nthreads)
@@ -227,10 +230,10 @@ int F(egnn_mc_fwd)(const real *h, const real *W1it, const real *W1jt, const real
         real *Pt = buf + t * per, *St = Pt + tile / 2;
         if (C == 4 && D == 3) /* AdK's backbone: the channel and coordinate loops unroll */
             F(mc_fwd_rows)(h, W1it, W1jt, b1, Pt, St, Q, qe, rep, x, recv, send, WrT, W2t, b2, Wc1t, bc1, Wc2t, aggm,
-                           aggt, N, R, E, 16, 4, 3, act, clampv, r0, r1);
+                           aggt, N, R, E, 16, 4, 3, act, clampv, r0, r1, RT);
         else
             F(mc_fwd_rows)(h, W1it, W1jt, b1, Pt, St, Q, qe, rep, x, recv, send, WrT, W2t, b2, Wc1t, bc1, Wc2t, aggm,
-                           aggt, N, R, E, 16, C, D, act, clampv, r0, r1);
+                           aggt, N, R, E, 16, C, D, act, clampv, r0, r1, RT);
     }
     free(buf);
     return 0;
@@ -348,13 +351,12 @@ MC_AI void F(mc_bwd_rows)(const real *h, const real *W1it, const real *W1jt, con
                           const real *Wc1, const real *bc1, const real *Wc2, const real *Wc2t, const real *Gm,
                           const real *Gt, real *gh, real *gx, real *tWr, real *tW2, real *tb2, real *tWc1, real *tbc1,
                           real *tWc2, real *tW1i, real *tW1j, real *tb1, int64_t N, int64_t R, int64_t E, int64_t H,
-                          int64_t C, int64_t D, int act, real clampv, int64_t r0, int64_t r1) {
+                          int64_t C, int64_t D, int act, real clampv, int64_t r0, int64_t r1, int64_t RT) {
     real z1[MC_RB * H], z2[MC_RB * H], z3[MC_RB * H], gm[MC_RB * H], ga[MC_RB * H], kept[3 * MC_RB * H];
     real g2[MC_STASH * H], v2[MC_STASH * H], gc[MC_STASH * H], vc[MC_STASH * H], gr[MC_STASH * H],
         vr[MC_STASH * MC_CC], gp[MC_STASH * EGNN_MAXC], vp[MC_STASH * H];
     struct F(mc_stash) st = {g2, v2, gc, vc, gr, vr, gp, vp, 0};
-    const int64_t RT = F(mc_tile_rows)(N, H);
-    if (gx) F(mc_zero_rows)(gx, N, R, C * D, r0, r1);
+    if (gx) F(mc_zero_rows)(gx, N, R, C * D, r0, r1, RT);
     if (gQ) /* this thread's rows of gQ [Eq, R / rep, H] */
         for (int64_t e = 0; e < (qe ? E : 1); ++e) memset(gQ + e * qe + r0 / rep * H, 0, sizeof(real) * (r1 - r0) / rep * H);
     for (int64_t ra = r0; ra < r1; ra += RT) {
@@ -396,8 +398,9 @@ int F(egnn_mc_bwd)(const real *h, const real *W1it, const real *W1jt, const real
                    int nthreads) {
     if (F(mc_bad_sizes)(H, C, D, act) || rep < 1) return 2;
     const int64_t nblock = H * C * C + 4 * H * H + 3 * H + C * H, per = F(padded)(nblock);
-    const int64_t tile = 2 * N * F(mc_tile_rows)(N, H) * H, tper = F(padded)(2 * tile);
     if (nthreads < 1) nthreads = 1;
+    const int64_t RT = F(mc_tile_rows)(N, H, R, rep, nthreads);
+    const int64_t tile = 2 * N * RT * H, tper = F(padded)(2 * tile);
     real *buf = F(zeroed)(per * nthreads);
     real *scratch = aligned_alloc(128, sizeof(real) * (size_t)(tper * nthreads > 0 ? tper * nthreads : 1));
     if (!buf || !scratch) {
@@ -415,11 +418,11 @@ int F(egnn_mc_bwd)(const real *h, const real *W1it, const real *W1jt, const real
         if (C == 4 && D == 3)
             F(mc_bwd_rows)(h, W1it, W1jt, W1i, W1j, b1, Pt, St, gPt, gSt, Q, gQ, qe, rep, x, recv, send, Wr, WrT, W2t,
                            W2, b2, Wc1t, Wc1, bc1, Wc2, Wc2t, Gm, Gt, gh, gx, tWr, tW2, tb2, tWc1, tbc1, tWc2, tW1i,
-                           tW1j, tb1, N, R, E, 16, 4, 3, act, clampv, r0, r1);
+                           tW1j, tb1, N, R, E, 16, 4, 3, act, clampv, r0, r1, RT);
         else
             F(mc_bwd_rows)(h, W1it, W1jt, W1i, W1j, b1, Pt, St, gPt, gSt, Q, gQ, qe, rep, x, recv, send, Wr, WrT, W2t,
                            W2, b2, Wc1t, Wc1, bc1, Wc2, Wc2t, Gm, Gt, gh, gx, tWr, tW2, tb2, tWc1, tbc1, tWc2, tW1i,
-                           tW1j, tb1, N, R, E, 16, C, D, act, clampv, r0, r1);
+                           tW1j, tb1, N, R, E, 16, C, D, act, clampv, r0, r1, RT);
     }
     F(sum_threads)(gblock, buf, per, nblock, nthreads);
     free(buf);
