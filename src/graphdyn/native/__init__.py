@@ -48,10 +48,11 @@ import torch
 ENV = "GRAPHDYN_NATIVE"
 REQUIRE_ENV = "GRAPHDYN_REQUIRE_NATIVE"
 FLAGS = ("-O3", "-march=native", "-ffp-contract=fast", "-fno-math-errno", "-fno-trapping-math", "-fno-tree-loop-distribute-patterns", "-funroll-loops", "-fopenmp", "-fPIC", "-shared", "-std=c11")
-# translation units, each compiled after common.c (interaction.c uses edge_sum.c's helpers), for
-# both dtypes, in parallel; the slowest first
-UNITS = (("attention.c",), ("egnn_edges.c",), ("egnn_multichannel.c",), ("edge_sum.c", "interaction.c"), ("edft.c", "node_update.c"))
-SOURCES = ("common.c", *(name for unit in UNITS for name in unit))
+# translation units, each compiled after common.c (interaction.c uses edge_sum.c's helpers, both
+# EGNN edge kernels egnn_tiles.c's), for both dtypes, in parallel; the slowest first
+UNITS = (("attention.c",), ("egnn_tiles.c", "egnn_edges.c"), ("egnn_tiles.c", "egnn_multichannel.c"),
+         ("edge_sum.c", "interaction.c"), ("edft.c", "node_update.c"))
+SOURCES = tuple(dict.fromkeys(("common.c", *(name for unit in UNITS for name in unit))))  # each file once
 # each source is written once over `real`, F(name), EXP, EXPU, EXP_ARG, TANH and SQRT and emitted
 # for both dtypes. EXPU is exp for arguments already passed through EXP_ARG (float32: clamped to
 # [-87, 88], see graphdyn_expf in common.c; float64: libm's exp, which needs no clamp)

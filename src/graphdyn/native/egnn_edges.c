@@ -21,7 +21,7 @@
  * Threads own ranges of rows r, so every write to M, X and the input gradients of a row comes
  * from one thread; weight gradients go to per-thread buffers summed in thread order. A thread
  * goes through its rows in tiles: it computes P and S of a tile's rows for every node into its
- * scratch (about EG_TILE_BYTES, so they stay in cache), then runs every edge over those rows.
+ * scratch (egnn_tiles.c: at most EGNN_TILE_BYTES, so they stay in cache), then runs every edge over those rows.
  * The backward pass likewise collects g_P and g_S of a tile in scratch and turns them into g_h
  * and the gradients of Wi, Wj, b1 before the next tile: no node-level [N, R, H] tensor other than
  * h and g_h is written. Weight matrices come in both layouts (W [out, in] and Wt [in, out]) so
@@ -33,32 +33,6 @@
 /* EGNN_MAXD: native/__init__.py LIMITS */
 #define EG_RB 8         /* edge rows computed together: independent FMA chains, weights loaded once per block */
 #define EG_STASH 16     /* edge rows whose weight-gradient outer products are summed together */
-#define EG_TILE_BYTES (2048 * 1024) /* a tile's P and S rows of every node (its g_P, g_S in the backward) */
-
-/* rows per tile: a multiple of EG_RB whose P and S rows of all N nodes fill about EG_TILE_BYTES, and
- * no more than a thread's share of the R rows (nthreads threads, whole groups of rep rows) needs */
-static inline int64_t F(eg_tile_rows)(int64_t N, int64_t H, int64_t R, int64_t rep, int nthreads) {
-    const int64_t rt = EG_TILE_BYTES / (2 * (N > 0 ? N : 1) * H * (int64_t)sizeof(real)) / EG_RB * EG_RB;
-    const int64_t share = ((R / rep + nthreads - 1) / nthreads * rep + EG_RB - 1) / EG_RB * EG_RB;
-    const int64_t n = rt < share ? rt : share;
-    return n > EG_RB ? n : EG_RB;
-}
-
-/* Pt, St [N, RT, H] (first nt rows of each node) = b1 + Wi h and Wj h of rows ra .. ra + nt of every node */
-static inline __attribute__((always_inline)) void F(eg_project)(real *Pt, real *St, const real *h, const real *W1it,
-                                                              const real *W1jt, const real *b1, int64_t N, int64_t R,
-                                                              int64_t RT, int64_t ra, int64_t nt, int64_t H) {
-    for (int64_t n = 0; n < N; ++n) {
-        const real *hn = h + (n * R + ra) * H;
-        F(lin_rows)(Pt + n * RT * H, hn, W1it, b1, nt, H, H);
-        F(lin_core)(St + n * RT * H, NULL, 0, hn, W1jt, nt, H, H);
-    }
-}
-
-/* zero rows r0 .. r1 of every node of a node-major [N, R, W] tensor (a thread's own rows) */
-static inline void F(zero_rows)(real *t, int64_t N, int64_t R, int64_t W, int64_t r0, int64_t r1, int64_t RT) {
-    for (int64_t n = 0; n < N; ++n) memset(t + (n * R + r0) * W, 0, sizeof(real) * (r1 - r0) * W);
-}
 
 /* Forward values of a block of nb <= EG_RB consecutive rows r0.. of edge e = (i <- j). */
 struct F(eg_blk) {
@@ -131,11 +105,11 @@ static inline __attribute__((always_inline)) void F(eg_fwd_rows)(
     const real *b2, const real *Wc1t, const real *bc1, const real *Wc2, real *aggm, real *aggt, int64_t N, int64_t R,
     int64_t E, int64_t H, int64_t D, int act, int unit, real clampv, int64_t r0, int64_t r1, int64_t RT) {
     real z1[EG_RB * H], a1[EG_RB * H], z2[EG_RB * H], m[EG_RB * H], z3[EG_RB * H], a3[EG_RB * H];
-    F(zero_rows)(aggm, N, R, H, r0, r1, RT);
-    if (aggt) F(zero_rows)(aggt, N, R, D, r0, r1, RT);
+    F(egnn_zero_rows)(aggm, N, R, H, r0, r1);
+    if (aggt) F(egnn_zero_rows)(aggt, N, R, D, r0, r1);
     for (int64_t ra = r0; ra < r1; ra += RT) {
         const int64_t rb = ra + RT < r1 ? ra + RT : r1;
-        F(eg_project)(Pt, St, h, W1it, W1jt, b1, N, R, RT, ra, rb - ra, H);
+        F(egnn_project)(Pt, St, h, W1it, W1jt, b1, N, R, RT, ra, rb - ra, H);
         for (int64_t e = 0; e < E; ++e) {
             const int64_t i = recv[e], j = send[e];
             int64_t r = ra;
@@ -165,7 +139,7 @@ int F(egnn_edges_fwd)(const real *h, const real *W1it, const real *W1jt, const r
                       real clampv, int nthreads) {
     if (D > EGNN_MAXD || H != 16) return 2;
     if (nthreads < 1) nthreads = 1;
-    const int64_t RT = F(eg_tile_rows)(N, H, R, rep, nthreads);
+    const int64_t RT = F(egnn_tile_rows)(N, H, R, rep, nthreads, EG_RB);
     const int64_t tile = 2 * N * RT * H, per = F(padded)(tile);
     real *buf = aligned_alloc(128, sizeof(real) * (size_t)(per * nthreads > 0 ? per * nthreads : 1));
     if (!buf) return 1;
@@ -275,28 +249,6 @@ static inline __attribute__((always_inline)) void F(eg_bwd_blk)(
     }
 }
 
-/* g_h of a tile's rows of every node (gh NULL: not wanted) and the gradients of Wi, Wj, b1 from
- * the tile's g_P, g_S [N, RT, H] (first nt rows of each node) */
-static inline __attribute__((always_inline)) void F(eg_unproject)(real *gh, const real *gPt, const real *gSt,
-                                                                const real *h, const real *W1i, const real *W1j,
-                                                                real *tW1i, real *tW1j, real *tb1, int64_t N,
-                                                                int64_t R, int64_t RT, int64_t ra, int64_t nt,
-                                                                int64_t H) {
-    for (int64_t n = 0; n < N; ++n) {
-        const real *gPn = gPt + n * RT * H, *gSn = gSt + n * RT * H, *hn = h + (n * R + ra) * H;
-        if (gh) {
-            real *ghn = gh + (n * R + ra) * H;
-            F(lin_core)(ghn, NULL, 0, gPn, W1i, nt, H, H); /* g_h = Wi^T g_P + Wj^T g_S */
-            F(lin_core)(ghn, ghn, H, gSn, W1j, nt, H, H);
-        }
-        F(outer_rows)(tW1i, gPn, hn, nt, H);
-        F(outer_rows)(tW1j, gSn, hn, nt, H);
-        for (int64_t b = 0; b < nt; ++b)
-#pragma omp simd
-            for (int64_t k = 0; k < H; ++k) tb1[k] += gPn[b * H + k];
-    }
-}
-
 static inline __attribute__((always_inline)) void F(eg_bwd_rows)(
     const real *h, const real *W1it, const real *W1jt, const real *W1i, const real *W1j, const real *b1, real *Pt,
     real *St, real *gPt, real *gSt, const real *Q, real *gQ, int64_t qe, int64_t rep, const real *x,
@@ -308,13 +260,13 @@ static inline __attribute__((always_inline)) void F(eg_bwd_rows)(
         ga[EG_RB * H], gz[EG_RB * H], kept[3 * EG_RB * H];
     real s2g[EG_STASH * H], s2v[EG_STASH * H], scg[EG_STASH * H], scv[EG_STASH * H];
     int64_t ns = 0;
-    if (gx) F(zero_rows)(gx, N, R, D, r0, r1, RT);
+    if (gx) F(egnn_zero_rows)(gx, N, R, D, r0, r1);
     if (gQ) /* this thread's rows of gQ [Eq, R / rep, H] */
         for (int64_t e = 0; e < (qe ? E : 1); ++e)
             memset(gQ + e * qe + r0 / rep * H, 0, sizeof(real) * (r1 - r0) / rep * H);
     for (int64_t ra = r0; ra < r1; ra += RT) {
         const int64_t rb = ra + RT < r1 ? ra + RT : r1;
-        F(eg_project)(Pt, St, h, W1it, W1jt, b1, N, R, RT, ra, rb - ra, H);
+        F(egnn_project)(Pt, St, h, W1it, W1jt, b1, N, R, RT, ra, rb - ra, H);
         memset(gPt, 0, sizeof(real) * N * RT * H);
         memset(gSt, 0, sizeof(real) * N * RT * H);
         for (int64_t e = 0; e < E; ++e) {
@@ -331,7 +283,7 @@ static inline __attribute__((always_inline)) void F(eg_bwd_rows)(
                                   unit, clampv, z1, z2, z3, a3, gm, ga, gz, kept, s2g, s2v, scg, scv, &ns);
             }
         }
-        F(eg_unproject)(gh, gPt, gSt, h, W1i, W1j, tW1i, tW1j, tb1, N, R, RT, ra, rb - ra, H);
+        F(egnn_unproject)(gh, gPt, gSt, h, W1i, W1j, tW1i, tW1j, tb1, N, R, RT, ra, rb - ra, H);
     }
     F(outer_rows)(tW2, s2g, s2v, ns, H);
     if (Gt) F(outer_rows)(tWc1, scg, scv, ns, H);
@@ -350,7 +302,7 @@ int F(egnn_edges_bwd)(const real *h, const real *W1it, const real *W1jt, const r
     if (D > EGNN_MAXD || H != 16) return 2;
     const int64_t nblock = 4 * H * H + 5 * H, per = F(padded)(nblock);
     if (nthreads < 1) nthreads = 1;
-    const int64_t RT = F(eg_tile_rows)(N, H, R, rep, nthreads);
+    const int64_t RT = F(egnn_tile_rows)(N, H, R, rep, nthreads, EG_RB);
     const int64_t tile = 2 * N * RT * H, tper = F(padded)(2 * tile);
     real *buf = F(zeroed)(per * nthreads);
     real *scratch = aligned_alloc(128, sizeof(real) * (size_t)(tper * nthreads));

@@ -27,7 +27,9 @@
  * buffers summed in thread order (reruns are bit-identical for one thread count); outer
  * products are stashed MC_STASH rows at a time.
  *
- * Activations: common.c's (relu, silu, tanh, leaky_relu with LEAKY_SLOPE). clampv < 0: no clamp. Only hidden width 16 (ESTAG's) is compiled; C <= EGNN_MAXC
+ * The node-level projections and the tile size are egnn_tiles.c's, shared with egnn_edges.c.
+ * Activations: common.c's (relu, silu, tanh, leaky_relu with LEAKY_SLOPE). clampv < 0: no clamp.
+ * Only hidden width 16 (ESTAG's) is compiled; C <= EGNN_MAXC
  * (C C <= LIN_MAXH: g_rad comes out of lin_core), D <= EGNN_MAXD; four channels in 3-D (AdK's
  * backbone) get their own constant-size copy. Both functions return 0, 1 when memory ran out,
  * or 2 for sizes or an activation they do not take.
@@ -36,7 +38,6 @@
 /* EGNN_MAXD, EGNN_MAXC (C C <= LIN_MAXH), LIN_MAXH: native/__init__.py LIMITS */
 #define MC_RB 8          /* edge rows computed together */
 #define MC_STASH 16      /* edge rows whose weight-gradient outer products are summed together */
-#define MC_TILE_BYTES (2048 * 1024) /* a tile's P and S rows of every node (g_P, g_S in the backward) */
 #define MC_EPS ((real)1e-12)       /* the Gram norm's floor */
 #define MC_CD (EGNN_MAXC * EGNN_MAXD)
 #define MC_CC (EGNN_MAXC * EGNN_MAXC)
@@ -66,49 +67,6 @@ MC_AI void F(mc_outer)(real *restrict gW, const real *restrict g, const real *re
 #pragma omp simd
         for (int64_t q = 0; q < I; ++q) row[q] += acc[q];
     }
-}
-
-/* rows per tile: a multiple of MC_RB whose P and S rows of all N nodes fill about MC_TILE_BYTES, and
- * no more than a thread's share of the R rows (nthreads threads, whole groups of rep rows) needs */
-static inline int64_t F(mc_tile_rows)(int64_t N, int64_t H, int64_t R, int64_t rep, int nthreads) {
-    const int64_t rt = MC_TILE_BYTES / (2 * (N > 0 ? N : 1) * H * (int64_t)sizeof(real)) / MC_RB * MC_RB;
-    const int64_t share = ((R / rep + nthreads - 1) / nthreads * rep + MC_RB - 1) / MC_RB * MC_RB;
-    const int64_t n = rt < share ? rt : share;
-    return n > MC_RB ? n : MC_RB;
-}
-
-/* Pt, St [N, RT, H] (first nt rows of each node) = b1 + Wi h and Wj h of rows ra .. ra + nt */
-MC_AI void F(mc_project)(real *Pt, real *St, const real *h, const real *W1it, const real *W1jt, const real *b1,
-                         int64_t N, int64_t R, int64_t RT, int64_t ra, int64_t nt, int64_t H) {
-    for (int64_t n = 0; n < N; ++n) {
-        const real *hn = h + (n * R + ra) * H;
-        F(lin_rows)(Pt + n * RT * H, hn, W1it, b1, nt, H, H);
-        F(lin_core)(St + n * RT * H, NULL, 0, hn, W1jt, nt, H, H);
-    }
-}
-
-/* g_h of a tile's rows of every node (gh NULL: not wanted) and the gradients of Wi, Wj, b1 */
-MC_AI void F(mc_unproject)(real *gh, const real *gPt, const real *gSt, const real *h, const real *W1i,
-                           const real *W1j, real *tW1i, real *tW1j, real *tb1, int64_t N, int64_t R, int64_t RT,
-                           int64_t ra, int64_t nt, int64_t H) {
-    for (int64_t n = 0; n < N; ++n) {
-        const real *gPn = gPt + n * RT * H, *gSn = gSt + n * RT * H, *hn = h + (n * R + ra) * H;
-        if (gh) {
-            real *ghn = gh + (n * R + ra) * H;
-            F(lin_core)(ghn, NULL, 0, gPn, W1i, nt, H, H); /* Wi^T g_P + Wj^T g_S */
-            F(lin_core)(ghn, ghn, H, gSn, W1j, nt, H, H);
-        }
-        F(outer_rows)(tW1i, gPn, hn, nt, H);
-        F(outer_rows)(tW1j, gSn, hn, nt, H);
-        for (int64_t b = 0; b < nt; ++b)
-#pragma omp simd
-            for (int64_t k = 0; k < H; ++k) tb1[k] += gPn[b * H + k];
-    }
-}
-
-/* zero rows r0 .. r1 of every node of a node-major [N, R, W] tensor */
-static inline void F(mc_zero_rows)(real *t, int64_t N, int64_t R, int64_t W, int64_t r0, int64_t r1, int64_t RT) {
-    for (int64_t n = 0; n < N; ++n) memset(t + (n * R + r0) * W, 0, sizeof(real) * (r1 - r0) * W);
 }
 
 /* Forward values of nb <= MC_RB consecutive rows r0.. of one edge: d [nb, C D], gn [nb] (Gram
@@ -182,11 +140,11 @@ MC_AI void F(mc_fwd_rows)(const real *h, const real *W1it, const real *W1jt, con
                           const real *bc1, const real *Wc2t, real *aggm, real *aggt, int64_t N, int64_t R, int64_t E,
                           int64_t H, int64_t C, int64_t D, int act, real clampv, int64_t r0, int64_t r1, int64_t RT) {
     real z1[MC_RB * H], a1[MC_RB * H], z2[MC_RB * H], m[MC_RB * H], z3[MC_RB * H], a3[MC_RB * H];
-    F(mc_zero_rows)(aggm, N, R, H, r0, r1, RT);
-    if (aggt) F(mc_zero_rows)(aggt, N, R, C * D, r0, r1, RT);
+    F(egnn_zero_rows)(aggm, N, R, H, r0, r1);
+    if (aggt) F(egnn_zero_rows)(aggt, N, R, C * D, r0, r1);
     for (int64_t ra = r0; ra < r1; ra += RT) {
         const int64_t rb = ra + RT < r1 ? ra + RT : r1;
-        F(mc_project)(Pt, St, h, W1it, W1jt, b1, N, R, RT, ra, rb - ra, H);
+        F(egnn_project)(Pt, St, h, W1it, W1jt, b1, N, R, RT, ra, rb - ra, H);
         for (int64_t e = 0; e < E; ++e) {
             const int64_t i = recv[e], j = send[e];
             for (int64_t r = ra; r < rb; r += MC_RB) {
@@ -219,7 +177,7 @@ int F(egnn_mc_fwd)(const real *h, const real *W1it, const real *W1jt, const real
                    real clampv, int nthreads) {
     if (F(mc_bad_sizes)(H, C, D, act) || rep < 1) return 2;
     if (nthreads < 1) nthreads = 1;
-    const int64_t RT = F(mc_tile_rows)(N, H, R, rep, nthreads);
+    const int64_t RT = F(egnn_tile_rows)(N, H, R, rep, nthreads, MC_RB);
     const int64_t tile = 2 * N * RT * H, per = F(padded)(tile);
     real *buf = aligned_alloc(128, sizeof(real) * (size_t)(per * nthreads > 0 ? per * nthreads : 1));
     if (!buf) return 1;
@@ -356,12 +314,12 @@ MC_AI void F(mc_bwd_rows)(const real *h, const real *W1it, const real *W1jt, con
     real g2[MC_STASH * H], v2[MC_STASH * H], gc[MC_STASH * H], vc[MC_STASH * H], gr[MC_STASH * H],
         vr[MC_STASH * MC_CC], gp[MC_STASH * EGNN_MAXC], vp[MC_STASH * H];
     struct F(mc_stash) st = {g2, v2, gc, vc, gr, vr, gp, vp, 0};
-    if (gx) F(mc_zero_rows)(gx, N, R, C * D, r0, r1, RT);
+    if (gx) F(egnn_zero_rows)(gx, N, R, C * D, r0, r1);
     if (gQ) /* this thread's rows of gQ [Eq, R / rep, H] */
         for (int64_t e = 0; e < (qe ? E : 1); ++e) memset(gQ + e * qe + r0 / rep * H, 0, sizeof(real) * (r1 - r0) / rep * H);
     for (int64_t ra = r0; ra < r1; ra += RT) {
         const int64_t rb = ra + RT < r1 ? ra + RT : r1;
-        F(mc_project)(Pt, St, h, W1it, W1jt, b1, N, R, RT, ra, rb - ra, H);
+        F(egnn_project)(Pt, St, h, W1it, W1jt, b1, N, R, RT, ra, rb - ra, H);
         memset(gPt, 0, sizeof(real) * N * RT * H);
         memset(gSt, 0, sizeof(real) * N * RT * H);
         for (int64_t e = 0; e < E; ++e) {
@@ -379,7 +337,7 @@ MC_AI void F(mc_bwd_rows)(const real *h, const real *W1it, const real *W1jt, con
                                   C, D, act, clampv, z1, z2, z3, gm, ga, kept, &st);
             }
         }
-        F(mc_unproject)(gh, gPt, gSt, h, W1i, W1j, tW1i, tW1j, tb1, N, R, RT, ra, rb - ra, H);
+        F(egnn_unproject)(gh, gPt, gSt, h, W1i, W1j, tW1i, tW1j, tb1, N, R, RT, ra, rb - ra, H);
     }
     F(mc_flush)(&st, tWr, tW2, tWc1, tWc2, Gt != NULL, H, C);
 }
@@ -399,7 +357,7 @@ int F(egnn_mc_bwd)(const real *h, const real *W1it, const real *W1jt, const real
     if (F(mc_bad_sizes)(H, C, D, act) || rep < 1) return 2;
     const int64_t nblock = H * C * C + 4 * H * H + 3 * H + C * H, per = F(padded)(nblock);
     if (nthreads < 1) nthreads = 1;
-    const int64_t RT = F(mc_tile_rows)(N, H, R, rep, nthreads);
+    const int64_t RT = F(egnn_tile_rows)(N, H, R, rep, nthreads, MC_RB);
     const int64_t tile = 2 * N * RT * H, tper = F(padded)(2 * tile);
     real *buf = F(zeroed)(per * nthreads);
     real *scratch = aligned_alloc(128, sizeof(real) * (size_t)(tper * nthreads > 0 ? tper * nthreads : 1));
