@@ -43,7 +43,7 @@ from torch import nn
 
 from graphdyn.nn.mlp import MLP
 from graphdyn.nn.scatter import in_degree
-from graphdyn.ops.egnn_edges import egnn_edges
+from graphdyn.ops.egnn_edges import egnn_edges, node_major
 from graphdyn.ops.node_update import node_update
 
 
@@ -122,8 +122,8 @@ class EGNNLayer(nn.Module):
         """Update ``(h, x)``; shapes in the module docstring. ``node_dim`` defaults to ``h.dim() - 2``."""
         nd = h.dim() - 2 if node_dim is None else node_dim % h.dim()
         if nd != 0:  # the ops take node-major tensors
-            e = _node_major(edge_attr, h.dim(), nd)
-            a = _node_major(node_attr, h.dim(), nd)
+            e = node_major(edge_attr, h.dim(), nd)
+            a = node_major(node_attr, h.dim(), nd)
             h, x = self.forward(h.movedim(nd, 0), x.movedim(nd, 0), edge_index, e, a, node_dim=0)
             return h.movedim(0, nd), x.movedim(0, nd)
         n_nodes = h.shape[0]
@@ -135,8 +135,7 @@ class EGNNLayer(nn.Module):
             if edge_attr is None:
                 raise ValueError(f"this layer expects edge attributes of width {self.edge_attr_dim}")
             # the first Linear's edge-attribute block acts on e before it is broadcast over batch axes
-            Q = F.linear(edge_attr, w[:, 2 * H + R :])
-            Q = Q.reshape((1,) * (h.dim() - Q.dim()) + Q.shape)
+            Q = node_major(F.linear(edge_attr, w[:, 2 * H + R :]), h.dim(), 0)
         coord = (self.coord[0].weight, self.coord[0].bias, self.coord[2].weight) if self.update_coords else (None,) * 3
         agg_h, agg_x = egnn_edges(h, w[:, : 2 * H], self.message[0].bias, x, Q, w[:, 2 * H : 2 * H + R],
                                   self.message[2].weight, self.message[2].bias, *coord, edge_index, act=self.act,
@@ -152,19 +151,10 @@ class EGNNLayer(nn.Module):
         if self.node_attr_dim:
             if node_attr is None:
                 raise ValueError(f"this layer expects node attributes of width {self.node_attr_dim}")
-            q = F.linear(node_attr, w[:, 2 * H :])
-            q = q.reshape((1,) * (h.dim() - q.dim()) + q.shape)
+            q = node_major(F.linear(node_attr, w[:, 2 * H :]), h.dim(), 0)
         h = node_update(h, agg_h, q, w[:, :H], w[:, H : 2 * H], self.node[0].bias, self.node[2].weight, self.node[2].bias,
                         act=self.act, backend=self.backend)
         return h, x
-
-
-def _node_major(t: torch.Tensor | None, dims: int, nd: int) -> torch.Tensor | None:
-    """Edge or node attributes broadcastable to ``[..., N or E, K]`` (node axis ``nd`` of ``dims``
-    axes) with their node or edge axis moved to the front, as the ops take them."""
-    if t is None:
-        return None
-    return t.reshape((1,) * (dims - t.dim()) + t.shape).movedim(nd, 0)
 
 
 def _inverse_degree(index: torch.Tensor, n_nodes: int, dim: int, like: torch.Tensor) -> torch.Tensor:

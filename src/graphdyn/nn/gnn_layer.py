@@ -32,7 +32,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from graphdyn.nn.mlp import MLP
-from graphdyn.ops.egnn_edges import egnn_edges
+from graphdyn.ops.egnn_edges import egnn_edges, node_major
 from graphdyn.ops.node_update import node_update
 
 
@@ -73,8 +73,7 @@ class GNNLayer(nn.Module):
         q = None
         if self.edge_attr_dim:
             # the first Linear's edge-attribute block acts on e before it is broadcast over batch axes
-            q = F.linear(edge_attr, w[:, 2 * H :])
-            q = q.reshape((1,) * (h.dim() - q.dim()) + q.shape).movedim(nd, 0)  # edges first, as the op takes them
+            q = node_major(F.linear(edge_attr, w[:, 2 * H :]), h.dim(), nd)  # edges first, as the op takes them
         hn = h.movedim(nd, 0)
         agg, _ = egnn_edges(hn, w[:, : 2 * H], self.message[0].bias, hn.new_zeros(hn.shape[:-1] + (1,)), q, w.new_zeros(H, 1),
                             self.message[2].weight, self.message[2].bias, None, None, None, edge_index, act=self.act,

@@ -106,6 +106,14 @@ def reference(h: torch.Tensor, W1: torch.Tensor, b1: torch.Tensor, x: torch.Tens
     return M, x.new_zeros(x.shape).index_add(0, i, t)
 
 
+def node_major(t: torch.Tensor | None, dims: int, nd: int) -> torch.Tensor | None:
+    """Edge or node attributes broadcastable to ``[..., N or E, K]`` (node axis ``nd`` of ``dims``
+    axes) as the ops take them: padded to ``dims`` axes, node or edge axis first (None stays None)."""
+    if t is None:
+        return None
+    return t.reshape((1,) * (dims - t.dim()) + t.shape).movedim(nd, 0)
+
+
 def broadcast_rows(Q: torch.Tensor, P: torch.Tensor) -> int | None:
     """``rep`` such that batch row ``r`` of ``P [N, ..., H]`` reads batch row ``r // rep`` of
     ``Q [E, ..., H]`` (row-major over the batch axes): ``Q``'s batch axes must equal ``P``'s up to
