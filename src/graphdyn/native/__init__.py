@@ -299,3 +299,8 @@ def call(name: str, dtype: torch.dtype, *args) -> None:
 def ptr(t: torch.Tensor | None) -> ctypes.c_void_p:
     """A tensor's data pointer for a kernel argument (``NULL`` for ``None``)."""
     return ctypes.c_void_p(None if t is None else t.data_ptr())
+
+
+def real(dtype: torch.dtype, v: float) -> ctypes.c_float | ctypes.c_double:
+    """A scalar kernel argument of the kernel's ``real`` type for ``dtype`` (float32: C float, else double)."""
+    return (ctypes.c_float if dtype == torch.float32 else ctypes.c_double)(v)

@@ -22,7 +22,6 @@ Implementations (chosen by :mod:`graphdyn.ops.backend`):
 
 from __future__ import annotations
 
-import ctypes
 from typing import Optional
 
 import torch
@@ -60,10 +59,6 @@ def native_refusal(fr: torch.Tensor, fi: torch.Tensor, w: torch.Tensor | None, e
     return native.refusal(tensors)
 
 
-def _real(dtype: torch.dtype, v: float):
-    return (ctypes.c_float if dtype == torch.float32 else ctypes.c_double)(v)
-
-
 @torch.library.custom_op("graphdyn::edft_edges", mutates_args=())
 def _edft_native(fr: torch.Tensor, fi: torch.Tensor, w: Optional[torch.Tensor], recv: torch.Tensor, send: torch.Tensor,
                  eps: float) -> torch.Tensor:
@@ -74,7 +69,7 @@ def _edft_native(fr: torch.Tensor, fi: torch.Tensor, w: Optional[torch.Tensor], 
     A = fr.new_empty((recv.shape[0],) + tuple(fr.shape[1:-1]))
     native.call("edft_edges_fwd", fr.dtype, native.ptr(fr), native.ptr(fi), native.ptr(w), native.ptr(recv),
                 native.ptr(send), native.ptr(A), native.i64(N), native.i64(R), native.i64(recv.shape[0]), native.i64(K),
-                native.i64(D), _real(fr.dtype, eps), torch.get_num_threads())
+                native.i64(D), native.real(fr.dtype, eps), torch.get_num_threads())
     return A
 
 
@@ -92,7 +87,7 @@ def _edft_native_backward(fr: torch.Tensor, fi: torch.Tensor, w: torch.Tensor, r
     gw = torch.zeros_like(w)
     native.call("edft_edges_bwd", fr.dtype, native.ptr(fr), native.ptr(fi), native.ptr(w), native.ptr(recv),
                 native.ptr(send), native.ptr(A), native.ptr(gA), native.ptr(gw), native.i64(N), native.i64(R),
-                native.i64(recv.shape[0]), native.i64(K), native.i64(D), _real(fr.dtype, eps), torch.get_num_threads())
+                native.i64(recv.shape[0]), native.i64(K), native.i64(D), native.real(fr.dtype, eps), torch.get_num_threads())
     return gw
 
 

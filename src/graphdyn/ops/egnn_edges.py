@@ -40,7 +40,6 @@ Implementations (chosen by :mod:`graphdyn.ops.backend`):
 
 from __future__ import annotations
 
-import ctypes
 import math
 from types import SimpleNamespace
 from typing import Optional
@@ -114,6 +113,12 @@ def node_major(t: torch.Tensor | None, dims: int, nd: int) -> torch.Tensor | Non
     return t.reshape((1,) * (dims - t.dim()) + t.shape).movedim(nd, 0)
 
 
+def edge_stride(Q: torch.Tensor | None) -> int:
+    """Elements per edge of the edge projections ``Q [E or 1, ..., H]`` (0: one block shared by
+    every edge, or no ``Q``), as the edge kernels index them."""
+    return 0 if Q is None or Q.shape[0] == 1 else Q[0].numel()
+
+
 def broadcast_rows(Q: torch.Tensor, P: torch.Tensor) -> int | None:
     """``rep`` such that batch row ``r`` of ``P [N, ..., H]`` reads batch row ``r // rep`` of
     ``Q [E, ..., H]`` (row-major over the batch axes): ``Q``'s batch axes must equal ``P``'s up to
@@ -169,10 +174,6 @@ def _cfg(h, x, Wc1, act, unit_vectors, clamp):
                            unit_vectors=unit_vectors, clamp=clamp, update_coords=Wc1 is not None)
 
 
-def _real(dtype: torch.dtype, v: float):
-    return (ctypes.c_float if dtype == torch.float32 else ctypes.c_double)(v)
-
-
 def _sizes(h, x, recv):
     H = h.shape[-1]
     return h.shape[0], h[0].numel() // H, recv.shape[0], H, x.shape[-1]
@@ -202,12 +203,12 @@ def _egnn_native(h: torch.Tensor, W1: torch.Tensor, b1: torch.Tensor, x: torch.T
     coords = Wc1 is not None
     M = torch.empty_like(h)
     X = torch.empty_like(x) if coords else x.new_zeros(0)
-    qe = 0 if Q is None or Q.shape[0] == 1 else Q[0].numel()
+    qe = edge_stride(Q)
     native.call("egnn_edges_fwd", h.dtype, native.ptr(h), native.ptr(w["w1it"]), native.ptr(w["w1jt"]), native.ptr(w["b1"]),
                 native.ptr(Q), native.i64(qe), native.i64(rep), native.ptr(x), native.ptr(recv), native.ptr(send),
                 native.ptr(w["wr"]), native.ptr(w["w2t"]), native.ptr(w["b2"]), native.ptr(w["wc1t"]), native.ptr(w["bc1"]),
                 native.ptr(w["wc2"]), native.ptr(M), native.ptr(X if coords else None), native.i64(N), native.i64(R),
-                native.i64(E), native.i64(H), native.i64(D), native.ACTS[act], int(unit_vectors), _real(h.dtype, clamp),
+                native.i64(E), native.i64(H), native.i64(D), native.ACTS[act], int(unit_vectors), native.real(h.dtype, clamp),
                 torch.get_num_threads())
     return M, X
 
@@ -239,14 +240,14 @@ def _egnn_native_backward(h: torch.Tensor, W1: torch.Tensor, b1: torch.Tensor, x
     gx = torch.empty_like(x) if need_x else x.new_zeros(0)
     gQ = torch.empty_like(Q) if need_Q and Q is not None else h.new_zeros(0)
     block = h.new_empty(4 * H * H + 5 * H)
-    qe = 0 if Q is None or Q.shape[0] == 1 else Q[0].numel()
+    qe = edge_stride(Q)
     native.call("egnn_edges_bwd", h.dtype, native.ptr(h), native.ptr(w["w1it"]), native.ptr(w["w1jt"]), native.ptr(W1i),
                 native.ptr(W1j), native.ptr(w["b1"]), native.ptr(Q), native.ptr(gQ if gQ.numel() else None), native.i64(qe),
                 native.i64(rep), native.ptr(x), native.ptr(recv), native.ptr(send), native.ptr(w["wr"]), native.ptr(w["w2t"]),
                 native.ptr(W2c), native.ptr(w["b2"]), native.ptr(w["wc1t"]), native.ptr(Wc1c), native.ptr(w["bc1"]),
                 native.ptr(w["wc2"]), native.ptr(gM), native.ptr(gX), native.ptr(gh if need_h else None),
                 native.ptr(gx if need_x else None), native.ptr(block), native.i64(N), native.i64(R), native.i64(E),
-                native.i64(H), native.i64(D), native.ACTS[act], int(unit_vectors), _real(h.dtype, clamp),
+                native.i64(H), native.i64(D), native.ACTS[act], int(unit_vectors), native.real(h.dtype, clamp),
                 torch.get_num_threads())
     return gh, gx, gQ, block
 

@@ -32,13 +32,12 @@ vectors, an activation outside :data:`ACT_CODES` (or a leaky_relu slope other th
 
 from __future__ import annotations
 
-import ctypes
 from typing import Optional
 
 import torch
 
 from graphdyn import native
-from graphdyn.ops.egnn_edges import broadcast_rows
+from graphdyn.ops.egnn_edges import broadcast_rows, edge_stride
 
 NAME = "egnn_edges_mc"
 WIDTHS = (16,)  # hidden widths compiled (ESTAG's)
@@ -46,10 +45,6 @@ MAX_CHANNELS = native.LIMITS["EGNN_MAXC"]
 MAX_DIM = native.LIMITS["EGNN_MAXD"]
 ACT_CODES = native.ACTS
 _KERNELS = ("egnn_mc_fwd", "egnn_mc_bwd")
-
-
-def _real(dtype: torch.dtype, v: float):
-    return (ctypes.c_float if dtype == torch.float32 else ctypes.c_double)(v)
 
 
 def _layouts(h, W1, Wr, W2, Wc1, Wc2):
@@ -68,11 +63,6 @@ def _sizes(h: torch.Tensor, x: torch.Tensor, recv: torch.Tensor):
     return N, h[0].numel() // H if N else 0, recv.shape[0], H, C, D
 
 
-def _qe(Q: torch.Tensor | None) -> int:
-    """Elements per edge of ``Q`` (0: one block shared by every edge)."""
-    return 0 if Q is None or Q.shape[0] == 1 else Q[0].numel()
-
-
 @torch.library.custom_op("graphdyn::egnn_edges_mc", mutates_args=())
 def _mc_forward(h: torch.Tensor, W1: torch.Tensor, b1: torch.Tensor, x: torch.Tensor, Q: Optional[torch.Tensor],
                 Wr: torch.Tensor, W2: torch.Tensor, b2: torch.Tensor, Wc1: Optional[torch.Tensor],
@@ -88,10 +78,10 @@ def _mc_forward(h: torch.Tensor, W1: torch.Tensor, b1: torch.Tensor, x: torch.Te
     agg_t = torch.empty_like(x) if coords else x.new_zeros(0)
     p = native.ptr
     native.call(
-        "egnn_mc_fwd", h.dtype, p(h), p(w1it), p(w1jt), p(b1), p(Q), native.i64(_qe(Q)), native.i64(rep), p(x),
+        "egnn_mc_fwd", h.dtype, p(h), p(w1it), p(w1jt), p(b1), p(Q), native.i64(edge_stride(Q)), native.i64(rep), p(x),
         p(recv), p(send), p(wrt), p(w2t), p(b2), p(wc1t), p(bc1), p(wc2t), p(agg_m), p(agg_t if coords else None),
         native.i64(N), native.i64(R), native.i64(E), native.i64(H), native.i64(C), native.i64(D), act,
-        _real(h.dtype, clampv), torch.get_num_threads(),
+        native.real(h.dtype, clampv), torch.get_num_threads(),
     )
     return agg_m, agg_t
 
@@ -138,10 +128,10 @@ def _mc_backward(G_m: torch.Tensor, G_t: Optional[torch.Tensor], h: torch.Tensor
     block = h.new_empty(H * C * C + 4 * H * H + 3 * H + C * H)
     p = native.ptr
     native.call(
-        "egnn_mc_bwd", h.dtype, p(h), p(w1it), p(w1jt), p(w1i), p(w1j), p(b1), p(Q), p(gQ), native.i64(_qe(Q)),
+        "egnn_mc_bwd", h.dtype, p(h), p(w1it), p(w1jt), p(w1i), p(w1j), p(b1), p(Q), p(gQ), native.i64(edge_stride(Q)),
         native.i64(rep), p(x), p(recv), p(send), p(wr), p(wrt), p(w2t), p(w2), p(b2), p(wc1t), p(wc1), p(bc1c),
         p(wc2), p(wc2t), p(G_m), p(G_t), p(gh), p(gx), p(block), native.i64(N), native.i64(R), native.i64(E),
-        native.i64(H), native.i64(C), native.i64(D), act, _real(h.dtype, clampv),
+        native.i64(H), native.i64(C), native.i64(D), act, native.real(h.dtype, clampv),
         torch.get_num_threads(),
     )
     gWr, gW2, gb2, gWc1, gbc1, gWc2, gW1i, gW1j, gb1 = block.split([H * C * C, H * H, H, H * H, H, C * H, H * H, H * H, H])

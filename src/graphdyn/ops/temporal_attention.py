@@ -30,7 +30,6 @@ Implementations (chosen by :mod:`graphdyn.ops.backend`):
 
 from __future__ import annotations
 
-import ctypes
 from typing import Optional
 
 import torch
@@ -116,10 +115,6 @@ def native_refusal(h, x, W1, b1, W2, b2, Wc1, bc1, Wc2, act: str, causal: bool, 
     return native.refusal([h, x, W1, b1, W2, b2, Wc1, bc1, Wc2])
 
 
-def _real(dtype: torch.dtype, v: float):
-    return (ctypes.c_float if dtype == torch.float32 else ctypes.c_double)(v)
-
-
 def _weights(W1, b1, W2, b2, Wc1, bc1, Wc2):
     """The kernel's weight arguments: every matrix also transposed (per block), all contiguous."""
     c = [t.contiguous() for t in (W1, b1, W2, b2, Wc1, bc1, Wc2)]
@@ -141,7 +136,7 @@ def _attention_native(h: torch.Tensor, x: torch.Tensor, W1: torch.Tensor, b1: to
     native.call("attention_fwd", h.dtype, native.ptr(h), native.ptr(x), native.ptr(W1t), native.ptr(b1), native.ptr(W2t),
                 native.ptr(b2), native.ptr(Wc1t), native.ptr(bc1), native.ptr(Wc2), native.ptr(h_out), native.ptr(x_out),
                 native.i64(R), native.i64(T), native.i64(H), native.i64(C), native.i64(D), native.ACTS[act], int(causal),
-                _real(h.dtype, sign), torch.get_num_threads())
+                native.real(h.dtype, sign), torch.get_num_threads())
     return h_out, x_out
 
 
@@ -167,7 +162,7 @@ def _attention_native_backward(h: torch.Tensor, x: torch.Tensor, W1: torch.Tenso
     w = _weights(W1, b1, W2, b2, Wc1, bc1, Wc2)
     native.call("attention_bwd", h.dtype, native.ptr(h), native.ptr(x), *map(native.ptr, w), native.ptr(gH),
                 native.ptr(gX), native.ptr(gh), native.ptr(gx), native.ptr(block), native.i64(R), native.i64(T),
-                native.i64(H), native.i64(C), native.i64(D), native.ACTS[act], int(causal), _real(h.dtype, sign),
+                native.i64(H), native.i64(C), native.i64(D), native.ACTS[act], int(causal), native.real(h.dtype, sign),
                 torch.get_num_threads())
     return gh, gx, block
 
